@@ -1,0 +1,3 @@
+from har.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""The one configuration object that flows from the CLI or the app into data, training and inference.
+
+Defaults are the report's (Rana, 2025): four UCF50 classes, 20 frames of 64x64, seed 27, Adam with batch
+size 4 for up to 30 epochs, early stopping on validation loss with patience 5, 25% test and 20% validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+REPORT_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
+SPLITS = ("report", "group")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    classes: tuple[str, ...] = REPORT_CLASSES  # class names, in label order
+    sequence_length: int = 20  # frames sampled per clip
+    image_size: int = 64  # frames are resized to image_size x image_size
+    seed: int = 27  # every random choice (splits, weights, shuffling) derives from it
+    split: str = "report"  # "report": random clips; "group": no UCF50 group in both train and test
+    test_fraction: float = 0.25
+    validation_fraction: float = 0.2  # drawn at random from the training part
+    batch_size: int = 4
+    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    patience: int = 5  # early-stopping patience on validation loss
+    learning_rate: float = 1e-3  # Adam's default, which the report kept
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if len(self.classes) < 2:
+            raise ValueError(f"classes={list(self.classes)!r}: give at least two classes.")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes={list(self.classes)!r}: a class is named twice.")
+        for name in ("sequence_length", "image_size", "batch_size", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be a positive whole number.")
+        if self.image_size < 8:
+            raise ValueError(f"image_size={self.image_size!r}: must be at least 8 pixels.")
+        if self.patience < 0:
+            raise ValueError(f"patience={self.patience!r}: must be 0 or more.")
+        if self.split not in SPLITS:
+            raise ValueError(f"split={self.split!r}: choose one of {', '.join(SPLITS)}.")
+        for name in ("test_fraction", "validation_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name}={value!r}: must lie strictly between 0 and 1.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r}: must be positive.")
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["classes"] = list(self.classes)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}.")
+        return cls(**values)
+
+
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where datasets and caches live: `path`, else $HAR_DATA_DIR, else ./data."""
+    return Path(path or os.environ.get("HAR_DATA_DIR") or "data")
+
+
+def models_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where trained runs live: `path`, else $HAR_MODELS_DIR, else ./models."""
+    return Path(path or os.environ.get("HAR_MODELS_DIR") or "models")

@@ -1,0 +1,250 @@
+"""The frame cache: every clip of a dataset decoded once into uint8 frames on disk.
+
+A cache is a folder:
+
+    frames.npy       (N, T, H, W, 3) uint8 RGB, memory-mapped when loaded
+    labels.npy       (N,) int64, index into class_names
+    groups.npy       (N,) int64, UCF50 group (gXX) or -1
+    real_frames.npy  (N,) int64, distinct source frames per clip (< T means padded)
+    meta.json        class names, sources, sequence length, image size, fingerprint, skipped clips
+
+Clips are decoded in worker processes and each result is written straight to its slot in `frames.npy`, so
+memory stays bounded whatever the dataset size: no float32 copy, no list of clips. The folder is written
+under a temporary name and renamed when complete, so a killed build never leaves a cache that looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from har.datasets import layout
+from har.video import VideoError, decode_clip
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+ARRAYS = ("labels", "groups", "real_frames")
+
+
+@dataclass
+class FrameCache:
+    path: Path
+    frames: np.ndarray  # (N, T, H, W, 3) uint8, read-only memmap
+    labels: np.ndarray  # (N,) int64
+    groups: np.ndarray  # (N,) int64
+    real_frames: np.ndarray  # (N,) int64
+    class_names: tuple[str, ...]
+    sources: list[str]
+    sequence_length: int
+    image_size: int
+    fingerprint: str
+    skipped: list[dict]  # [{"path": ..., "reason": ...}] for clips that could not be decoded
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def info(self) -> dict:
+        """What `har data info` shows: counts per class, groups, padded clips, size on disk."""
+        per_class = np.bincount(self.labels, minlength=len(self.class_names))
+        return {
+            "path": str(self.path),
+            "clips": len(self),
+            "classes": {name: int(count) for name, count in zip(self.class_names, per_class)},
+            "groups": int(len(np.unique(self.groups[self.groups >= 0]))),
+            "groups_per_class": {
+                name: int(len(np.unique(self.groups[(self.labels == i) & (self.groups >= 0)])))
+                for i, name in enumerate(self.class_names)
+            },
+            "padded_clips": int((self.real_frames < self.sequence_length).sum()),
+            "skipped_clips": len(self.skipped),
+            "sequence_length": self.sequence_length,
+            "image_size": self.image_size,
+            "shape": list(self.frames.shape),
+            "bytes_on_disk": sum(p.stat().st_size for p in self.path.iterdir() if p.is_file()),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def load_cache(path: str | Path) -> FrameCache:
+    """Opens a cache folder; frames stay on disk (memory-mapped, read-only)."""
+    path = Path(path)
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path}: not a frame cache (no meta.json); build one with `har data build`.")
+    try:
+        meta = json.loads(meta_path.read_text())
+        frames = np.load(path / "frames.npy", mmap_mode="r")
+        arrays = {name: np.load(path / f"{name}.npy") for name in ARRAYS}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: the frame cache is damaged ({error}); rebuild it with `har data build`.") from None
+    if meta.get("version") != FORMAT_VERSION or any(len(a) != len(frames) for a in arrays.values()):
+        raise ValueError(f"{path}: the frame cache is from another version or damaged; rebuild it with `har data build`.")
+    return FrameCache(
+        path=path,
+        frames=frames,
+        class_names=tuple(meta["class_names"]),
+        sources=meta["sources"],
+        sequence_length=meta["sequence_length"],
+        image_size=meta["image_size"],
+        fingerprint=meta["fingerprint"],
+        skipped=meta["skipped"],
+        **arrays,
+    )
+
+
+def fingerprint(clips: list[layout.ClipFile], classes: list[str], sequence_length: int, image_size: int) -> str:
+    """A hash of the build settings and of every input file's name, size and modification time."""
+    digest = hashlib.sha256()
+    settings = {"version": FORMAT_VERSION, "classes": classes, "T": sequence_length, "size": image_size}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for clip in clips:
+        status = clip.path.stat()
+        digest.update(f"{clip.class_name}/{clip.path.name}:{status.st_size}:{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def default_cache_path(data_dir: str | Path, source: str | Path, sequence_length: int, image_size: int) -> Path:
+    return Path(data_dir) / "caches" / f"{Path(source).resolve().name}-T{sequence_length}-S{image_size}"
+
+
+def build_cache(
+    source: str | Path,
+    out: str | Path,
+    *,
+    classes: list[str] | tuple[str, ...] | None = None,
+    sequence_length: int = 20,
+    image_size: int = 64,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Decodes the clips of `classes` under the dataset folder `source` into a cache at `out`.
+
+    Reuses `out` when it already holds a cache of the same inputs and settings (same fingerprint).
+
+    Args:
+        source: a dataset folder in the UCF50 layout.
+        out: the cache folder to write.
+        classes: class names in label order; None takes every class folder, sorted.
+        workers: decoding processes; None uses every core.
+        progress: called with (clips done, clips total).
+    """
+    out = Path(out)
+    clips = layout.find_clips(source, classes)
+    classes = list(classes) if classes else sorted({clip.class_name for clip in clips})
+    if not clips:
+        raise ValueError(f"{source}: no video files for {', '.join(classes)}.")
+    expected = fingerprint(clips, classes, sequence_length, image_size)
+    if (out / "meta.json").is_file():
+        try:
+            if load_cache(out).fingerprint == expected:
+                log.info("%s is up to date; reusing it", out)
+                return out
+        except ValueError:
+            pass  # damaged: rebuild below
+
+    staging = out.with_name(f".{out.name}.building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        skipped = _decode_all(clips, staging, sequence_length, image_size, workers, progress)
+        kept = [i for i in range(len(clips)) if i not in skipped]
+        if not kept:
+            raise ValueError(f"{source}: none of the {len(clips)} clips could be decoded; first: {skipped[0]}.")
+        if skipped:
+            _compact(staging / "frames.npy", kept)
+        labels = np.array([classes.index(clips[i].class_name) for i in kept], dtype=np.int64)
+        np.save(staging / "labels.npy", labels)
+        np.save(staging / "groups.npy", np.array([clips[i].group for i in kept], dtype=np.int64))
+        real = np.load(staging / "real_frames.npy")[kept]
+        np.save(staging / "real_frames.npy", real)
+        meta = {
+            "version": FORMAT_VERSION,
+            "class_names": classes,
+            "sources": [str(clips[i].path) for i in kept],
+            "sequence_length": sequence_length,
+            "image_size": image_size,
+            "fingerprint": expected,
+            "skipped": [{"path": str(clips[i].path), "reason": reason} for i, reason in sorted(skipped.items())],
+        }
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for item in meta["skipped"]:
+        log.warning("skipped %s: %s", item["path"], item["reason"])
+    return out
+
+
+def _decode_all(clips, staging: Path, sequence_length: int, image_size: int, workers, progress) -> dict[int, str]:
+    """Decodes every clip into staging/frames.npy; returns {clip index: reason} for clips that failed."""
+    shape = (len(clips), sequence_length, image_size, image_size, 3)
+    frames = np.lib.format.open_memmap(staging / "frames.npy", mode="w+", dtype=np.uint8, shape=shape)
+    offset, clip_bytes = frames.offset, int(np.prod(shape[1:]))
+    del frames
+    real_frames = np.zeros(len(clips), dtype=np.int64)
+    skipped = {}
+    jobs = [(i, str(clip.path), sequence_length, image_size) for i, clip in enumerate(clips)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(clips)))
+    # Spawned, not forked: the caller may be a process with TensorFlow's threads running.
+    context = multiprocessing.get_context("spawn")
+    with open(staging / "frames.npy", "r+b") as sink, context.Pool(workers, initializer=_init_worker) as pool:
+        for done, (i, data, real, reason) in enumerate(pool.imap_unordered(_decode_one, jobs, chunksize=2), 1):
+            if data is None:
+                skipped[i] = reason
+            else:
+                sink.seek(offset + i * clip_bytes)
+                sink.write(data)
+                real_frames[i] = real
+            if progress:
+                progress(done, len(clips))
+    np.save(staging / "real_frames.npy", real_frames)
+    return skipped
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def _decode_one(job) -> tuple[int, bytes | None, int, str | None]:
+    i, path, sequence_length, image_size = job
+    try:
+        clip = decode_clip(path, sequence_length, image_size)
+    except VideoError as error:
+        return i, None, 0, str(error)
+    return i, clip.frames.tobytes(), clip.real_frames, None
+
+
+def _compact(frames_path: Path, kept: list[int]) -> None:
+    """Rewrites frames.npy with only the `kept` rows, one row at a time."""
+    source = np.load(frames_path, mmap_mode="r")
+    compact_path = frames_path.with_name("frames.compact.npy")
+    target = np.lib.format.open_memmap(compact_path, mode="w+", dtype=np.uint8, shape=(len(kept), *source.shape[1:]))
+    for row, i in enumerate(kept):
+        target[row] = source[i]
+    target.flush()
+    del source, target
+    compact_path.replace(frames_path)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Puts the finished staging folder at `out`, replacing an older cache only once the new one is complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.replace(retired)
+        staging.replace(out)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.replace(out)

@@ -1,0 +1,94 @@
+"""Getting UCF50: download the official archive, or take one already on disk, and extract chosen classes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from har import archives
+from har.datasets import layout
+from har.download import download
+from har.video import VIDEO_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+UCF50_URL = "https://www.crcv.ucf.edu/data/UCF50.rar"
+UCF50_CLASSES = (
+    "BaseballPitch", "Basketball", "BenchPress", "Biking", "Billiards", "BreastStroke", "CleanAndJerk",
+    "Diving", "Drumming", "Fencing", "GolfSwing", "HighJump", "HorseRace", "HorseRiding", "HulaHoop",
+    "JavelinThrow", "JugglingBalls", "JumpRope", "JumpingJack", "Kayaking", "Lunges", "MilitaryParade",
+    "Mixing", "Nunchucks", "PizzaTossing", "PlayingGuitar", "PlayingPiano", "PlayingTabla", "PlayingViolin",
+    "PoleVault", "PommelHorse", "PullUps", "Punch", "PushUps", "RockClimbingIndoor", "RopeClimbing",
+    "Rowing", "SalsaSpin", "SkateBoarding", "Skiing", "Skijet", "SoccerJuggling", "Swing", "TaiChi",
+    "TennisSwing", "ThrowDiscus", "TrampolineJumping", "VolleyballSpiking", "WalkingWithDog", "YoYo",
+)  # fmt: skip
+
+
+def check_classes(classes: list[str] | tuple[str, ...]) -> list[str]:
+    """Validates UCF50 class names (case-sensitive, as the folders are) before anything is downloaded."""
+    unknown = [name for name in classes if name not in UCF50_CLASSES]
+    if unknown:
+        raise ValueError(
+            f"not UCF50 classes: {', '.join(unknown)}; the 50 are: {', '.join(UCF50_CLASSES)} (or 'all')."
+        )
+    return list(classes)
+
+
+def prepare(
+    data_dir: str | Path,
+    classes: list[str] | tuple[str, ...],
+    *,
+    source: str | Path | None = None,
+    url: str = UCF50_URL,
+    on_download: Callable[[int, int | None], None] | None = None,
+    on_extract: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Makes `classes` of UCF50 available as `<root>/<Class>/*.avi` and returns the root.
+
+    Args:
+        data_dir: where the archive is downloaded and the classes are extracted (`<data_dir>/UCF50`).
+        classes: UCF50 class names.
+        source: an archive (.rar, .zip, .tar*) or an extracted folder; None downloads `url`.
+    """
+    classes = check_classes(classes)
+    data_dir = Path(data_dir)
+    if source is not None and Path(source).is_dir():
+        root = layout.find_root(source)
+        layout.find_clips(root, classes)  # raises if a class is missing
+        return root
+    if source is None:
+        source = download(url, data_dir / "downloads" / Path(url).name, progress=on_download)
+    return extract_classes(source, data_dir / "UCF50", classes, progress=on_extract)
+
+
+def extract_classes(
+    archive: str | Path,
+    destination: str | Path,
+    classes: list[str] | tuple[str, ...] | None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Extracts the video files of `classes` (all when None) from a UCF50-layout archive to `destination/<Class>/`.
+
+    Members are recognised by their parent folder (`[UCF50/]<Class>/<file>`), so the archive may hold the
+    class folders at its top or one level down.
+    """
+    destination = Path(destination)
+    wanted = set(classes) if classes else None
+
+    def select(name: PurePosixPath) -> PurePosixPath | None:
+        if len(name.parts) < 2 or name.suffix.lower() not in VIDEO_EXTENSIONS:
+            return None
+        class_name = name.parts[-2]
+        if wanted is not None and class_name not in wanted:
+            return None
+        return PurePosixPath(class_name, name.name)
+
+    written = archives.extract(archive, destination, select=select, progress=progress)
+    found = {path.parent.name for path in written} | set(layout.class_names(destination) if destination.is_dir() else [])
+    missing = sorted((wanted or set()) - found)
+    if missing or not written and not found:
+        raise ValueError(f"{archive}: holds no clips for {', '.join(missing) or 'any class'}; is it UCF50?")
+    log.info("extracted %d clips to %s", len(written), destination)
+    return destination

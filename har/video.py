@@ -1,0 +1,264 @@
+"""Reading a video file as a fixed-length sequence of small RGB frames.
+
+Frames are chosen by the report's rule, so results stay comparable with it: with `frame_count` frames and a
+sequence of `T`, take every `skip = max(frame_count // T, 1)`-th frame starting at 0. Unlike the report's
+reader, which seeks before every frame, clips are decoded in one sequential pass (`grab()` on every frame,
+`retrieve()` only on the chosen ones); seeking is used only when the chosen frames lie so far apart that
+decoding everything in between would cost more. Clips shorter than `T` frames are padded with their last
+frame instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+# FFmpeg's own warnings about damaged files would flood the terminal; failures surface as VideoError instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+
+import cv2  # noqa: E402
+import filetype  # noqa: E402
+import numpy as np  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif", ".mpg", ".mpeg", ".wmv", ".flv")
+
+# A frame count above this is not believed (some containers report garbage); the clip is counted instead.
+MAX_REPORTED_FRAMES = 10_000_000
+# Chosen frames at least this far apart are reached by seeking: decoding from the nearest keyframe costs
+# less than decoding every frame in between (see benchmarks/video_reading.py).
+SEEK_MIN_SKIP = 300
+
+
+class VideoError(ValueError):
+    """A file that cannot be read as a video. The message is one line naming the file and the reason."""
+
+
+class Clip(NamedTuple):
+    """A decoded clip.
+
+    frames: (T, H, W, 3) uint8 RGB, padded with the last real frame when the source is short.
+    indices: source index of each real (unpadded) frame, in order.
+    frame_count: frames in the source, as counted while decoding or as the container reported.
+    fps: the container's frame rate (0.0 when unknown).
+    """
+
+    frames: np.ndarray
+    indices: tuple[int, ...]
+    frame_count: int
+    fps: float
+
+    @property
+    def real_frames(self) -> int:
+        """How many distinct source frames the sequence holds (the rest is padding)."""
+        return len(set(self.indices))
+
+
+def sample_indices(frame_count: int, sequence_length: int) -> list[int]:
+    """The report's frame choice: every `max(frame_count // T, 1)`-th frame from 0, at most T of them."""
+    skip = max(frame_count // sequence_length, 1)
+    return [i * skip for i in range(sequence_length) if i * skip < frame_count]
+
+
+def read_clip(path: str | os.PathLike, sequence_length: int = 20, image_size: int = 64) -> np.ndarray:
+    """Reads `sequence_length` frames of `path` as a (T, image_size, image_size, 3) uint8 RGB array.
+
+    Raises:
+        VideoError: the file is missing, empty, not a video, or has no decodable frame.
+    """
+    return decode_clip(path, sequence_length, image_size).frames
+
+
+def decode_clip(
+    path: str | os.PathLike,
+    sequence_length: int = 20,
+    image_size: int = 64,
+    *,
+    timeout: float = 120.0,
+    max_frames: int = 2_000_000,
+    seek_min_skip: int = SEEK_MIN_SKIP,
+) -> Clip:
+    """Like `read_clip`, but also says which source frames were used.
+
+    Args:
+        path: a video file (AVI, MP4, MOV, WebM, MKV, animated GIF, ...).
+        sequence_length: T, frames in the returned sequence.
+        image_size: side of the square frames returned.
+        timeout: seconds after which decoding gives up with a VideoError.
+        max_frames: most frames decoded while counting a clip whose container gives no usable count.
+        seek_min_skip: seek instead of decoding through when chosen frames are this far apart.
+    """
+    if sequence_length < 1 or image_size < 1:
+        raise ValueError(f"sequence_length={sequence_length!r} and image_size={image_size!r} must be positive.")
+    path = Path(path)
+    _check_file(path)
+    reader = _Reader(path, image_size, deadline=time.monotonic() + timeout)
+    try:
+        reported = reader.reported_frame_count()
+        if reported is None:
+            return _decode_counting(reader, sequence_length, max_frames)
+        indices = sample_indices(reported, sequence_length)
+        skip = indices[1] - indices[0] if len(indices) > 1 else 1
+        if skip >= seek_min_skip:
+            frames = reader.read_by_seeking(indices)
+            if frames is not None:
+                return _clip(frames, indices, reported, reader.fps, sequence_length)
+            reader.reopen()
+        frames, decoded = reader.read_sequentially(indices)
+        if decoded < reported and len(frames) < len(indices):
+            # The container promised more frames than it holds: choose again from the true count.
+            log.info("%s: container reports %d frames but holds %d; resampling", path, reported, decoded)
+            if decoded == 0:
+                raise VideoError(f"{path}: no frame could be decoded; the file is damaged or not a video.")
+            indices = sample_indices(decoded, sequence_length)
+            reader.reopen()
+            frames, _ = reader.read_sequentially(indices)
+            reported = decoded
+        return _clip(frames, indices[: len(frames)], reported, reader.fps, sequence_length)
+    finally:
+        reader.close()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(f"{path}: no such file.")
+    if not path.is_file():
+        raise VideoError(f"{path}: not a file.")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty.")
+    kind = filetype.guess(str(path))
+    if kind is not None and not (kind.mime.startswith("video/") or kind.mime == "image/gif"):
+        raise VideoError(f"{path}: its content is {kind.mime}, not a video; upload an MP4, AVI, MOV, WebM, MKV or GIF.")
+
+
+def _decode_counting(reader: "_Reader", sequence_length: int, max_frames: int) -> Clip:
+    """One pass over a clip of unknown length, keeping a thinning reservoir of evenly spaced frames.
+
+    The reservoir holds frames at multiples of a stride; when it overflows, every other frame is dropped and
+    the stride doubles, so memory stays bounded however long the clip is.
+    """
+    capacity = 4 * sequence_length
+    stride, kept = 1, []  # kept: (index, frame)
+    count = 0
+    while count < max_frames and reader.grab(count):
+        if count % stride == 0:
+            frame = reader.retrieve()
+            if frame is not None:
+                kept.append((count, frame))
+                if len(kept) > capacity:
+                    kept = kept[::2]
+                    stride *= 2
+        count += 1
+    if not kept:
+        raise VideoError(f"{reader.path}: no frame could be decoded; the file is damaged or not a video.")
+    chosen = [kept[i] for i in sample_indices(len(kept), sequence_length)]
+    return _clip([frame for _, frame in chosen], [index for index, _ in chosen], count, reader.fps, sequence_length)
+
+
+def _clip(frames: list[np.ndarray], indices: list[int], frame_count: int, fps: float, sequence_length: int) -> Clip:
+    if not frames:
+        raise VideoError("no frame could be decoded; the file is damaged or not a video.")
+    padded = frames + [frames[-1]] * (sequence_length - len(frames))
+    return Clip(np.stack(padded), tuple(indices), int(frame_count), fps)
+
+
+class _Reader:
+    """An OpenCV capture that resizes each retrieved frame at once and respects a deadline."""
+
+    def __init__(self, path: Path, image_size: int, deadline: float):
+        self.path, self.image_size, self.deadline = path, image_size, deadline
+        self.capture = None
+        self.reopen()
+        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def reopen(self) -> None:
+        self.close()
+        # Phones store rotation as metadata; ORIENTATION_AUTO applies it while decoding.
+        self.capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not self.capture.isOpened():
+            raise VideoError(f"{self.path}: cannot be opened as a video (unknown format, or a damaged or truncated file).")
+        self.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+    def reported_frame_count(self) -> int | None:
+        count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        if not np.isfinite(count) or not 0 < count < MAX_REPORTED_FRAMES:
+            return None
+        return int(count)
+
+    def grab(self, index: int) -> bool:
+        if index % 64 == 0 and time.monotonic() > self.deadline:
+            raise VideoError(f"{self.path}: decoding took too long (stopped at frame {index}); trim or re-encode the clip.")
+        return bool(self.capture.grab())
+
+    def retrieve(self) -> np.ndarray | None:
+        ok, frame = self.capture.retrieve()
+        return self._small(frame) if ok and frame is not None else None
+
+    def _small(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        size = (self.image_size, self.image_size)
+        # Bilinear, the report's cv2.resize default: the models see the pixels the report's models saw.
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+
+    def read_sequentially(self, indices: list[int]) -> tuple[list[np.ndarray], int]:
+        """Decodes frames 0..max(indices) in order; returns the chosen frames and how many were decoded."""
+        wanted, frames = set(indices), []
+        index = 0
+        while index <= indices[-1]:
+            if not self.grab(index):
+                break
+            if index in wanted:
+                frame = self.retrieve()
+                if frame is None:
+                    break
+                frames.append(frame)
+            index += 1
+        return frames, index
+
+    def read_by_seeking(self, indices: list[int]) -> list[np.ndarray] | None:
+        """Seeks to each index; None when the container cannot seek exactly (the caller then decodes)."""
+        frames = []
+        for index in indices:
+            if time.monotonic() > self.deadline:
+                raise VideoError(f"{self.path}: decoding took too long; trim or re-encode the clip.")
+            if not self.capture.set(cv2.CAP_PROP_POS_FRAMES, index):
+                return None
+            if int(self.capture.get(cv2.CAP_PROP_POS_FRAMES)) != index:
+                return None
+            ok, frame = self.capture.read()
+            if not ok or frame is None:
+                return None
+            frames.append(self._small(frame))
+        return frames
+
+
+def frame_strip(frames: np.ndarray, *, columns: int | None = None, gap: int = 2) -> np.ndarray:
+    """Lays (T, H, W, 3) frames out left to right, in rows of `columns`, as one (rows*H, columns*W, 3) image.
+
+    Frames are separated by `gap` white pixels, so the sampling of a clip can be seen at a glance.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames of shape {frames.shape}: expected (T, H, W, 3) with T >= 1.")
+    count, height, width, _ = frames.shape
+    columns = min(columns or count, count)
+    rows = -(-count // columns)
+    strip = np.full(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3), 255, dtype=frames.dtype
+    )
+    for i, frame in enumerate(frames):
+        top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
+        strip[top : top + height, left : left + width] = frame
+    return strip

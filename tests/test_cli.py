@@ -1,0 +1,76 @@
+"""The `har` CLI as a user runs it: a real subprocess, real files, and one-line errors for user mistakes."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+
+def har(*args, cwd):
+    result = subprocess.run([sys.executable, "-m", "har", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def assert_user_error(code, stderr, *fragments):
+    assert code == 2
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("har: error: "), stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_demo_then_build_then_info(tmp_path):
+    code, out, err = har("data", "demo", "--groups", "2", "--clips-per-group", "2", cwd=tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "data" / "demo" / "Waving").is_dir()
+    code, out, err = har("data", "build", "--sequence-length", "6", "--image-size", "24", cwd=tmp_path)
+    assert code == 0, err
+    cache = tmp_path / "data" / "caches" / "demo-T6-S24"
+    assert str(cache.relative_to(tmp_path)) in out
+    code, out, err = har("data", "info", str(cache), "--json", cwd=tmp_path)
+    info = json.loads(out)
+    assert info["classes"] == {"JumpingJacks": 4, "Squats": 4, "Walking": 4, "Waving": 4}
+    assert info["shape"] == [16, 6, 24, 24, 3]
+
+
+def test_build_from_a_ucf50_layout_archive_and_data_dir_from_the_environment(tmp_path):
+    har("--data-dir", str(tmp_path / "d"), "data", "demo", "--groups", "2", "--clips-per-group", "1", cwd=tmp_path)
+    archive = tmp_path / "UCF50.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for clip in sorted((tmp_path / "d" / "demo").glob("*/*.avi")):
+            handle.write(clip, f"UCF50/{clip.parent.name}/{clip.name}")
+    env_cwd = tmp_path / "elsewhere"
+    env_cwd.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "har", "data", "build", "--source", str(archive), "--classes", "Waving,Squats"],
+        cwd=env_cwd, capture_output=True, text=True, env={**__import__("os").environ, "HAR_DATA_DIR": str(tmp_path / "e")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    code, out, _ = har("data", "info", str(tmp_path / "e" / "caches" / "UCF50-T20-S64"), "--json", cwd=tmp_path)
+    assert json.loads(out)["classes"] == {"Waving": 2, "Squats": 2}
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["data", "build"], ["data/demo", "har data demo"]),
+        (["data", "build", "--source", "nowhere"], ["nowhere", "no such dataset"]),
+        (["data", "build", "--image-size", "0"], ["image_size=0"]),
+        (["data", "info", "."], ["not a frame cache"]),
+        (["data", "ucf50", "--classes", "Tai_Chi"], ["Tai_Chi"]),
+        (["data", "ucf50", "--classes", "TaiChi", "--source", "missing.rar"], ["missing.rar"]),
+        (["data", "demo", "--groups", "0"], ["groups=0"]),
+    ],
+)
+def test_user_mistakes_get_one_line_without_traceback(tmp_path, args, fragments):
+    code, _, err = har(*args, cwd=tmp_path)
+    assert_user_error(code, err, *fragments)
+
+
+def test_a_folder_without_class_folders_is_explained(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = har("data", "build", "--source", "empty", cwd=tmp_path)
+    assert_user_error(code, err, "holds no class folders")
