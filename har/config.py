@@ -12,6 +12,7 @@ from pathlib import Path
 
 REPORT_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
 SPLITS = ("report", "group")
+MODEL_NAMES = ("convlstm", "lrcn")
 
 
 @dataclasses.dataclass(frozen=True)

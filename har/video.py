@@ -262,3 +262,59 @@ def frame_strip(frames: np.ndarray, *, columns: int | None = None, gap: int = 2)
         top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
         strip[top : top + height, left : left + width] = frame
     return strip
+
+
+class Window(NamedTuple):
+    """A stretch of a long video: `start` and `end` in seconds, `frames` (T, H, W, 3) uint8 RGB."""
+
+    start: float
+    end: float
+    frames: np.ndarray
+
+
+def read_windows(
+    path: str | os.PathLike,
+    *,
+    sequence_length: int = 20,
+    image_size: int = 64,
+    window_seconds: float = 4.0,
+    stride_seconds: float = 1.0,
+    timeout: float = 600.0,
+    max_frames: int = 2_000_000,
+) -> list[Window]:
+    """Cuts a video into overlapping windows of `window_seconds`, one every `stride_seconds`.
+
+    The video is decoded once; frames are kept at a steady `sequence_length / window_seconds` per second,
+    so each window holds T evenly spaced frames. A video shorter than one window gives one padded window.
+    """
+    if not window_seconds > 0 or not stride_seconds > 0:
+        raise ValueError(f"window={window_seconds!r} and stride={stride_seconds!r} seconds must be positive.")
+    path = Path(path)
+    _check_file(path)
+    reader = _Reader(path, image_size, deadline=time.monotonic() + timeout)
+    try:
+        fps = reader.fps if reader.fps > 0 else 25.0
+        interval = window_seconds / sequence_length  # seconds between kept frames
+        frames, times, next_time, index = [], [], 0.0, 0
+        while index < max_frames and reader.grab(index):
+            moment = index / fps
+            if moment + 1e-9 >= next_time:
+                frame = reader.retrieve()
+                if frame is not None:
+                    frames.append(frame)
+                    times.append(moment)
+                while next_time <= moment + 1e-9:
+                    next_time += interval
+            index += 1
+    finally:
+        reader.close()
+    if not frames:
+        raise VideoError(f"{path}: no frame could be decoded; the file is damaged or not a video.")
+    duration = index / fps
+    step = max(1, round(stride_seconds / interval))
+    windows = []
+    for start in range(0, max(len(frames) - sequence_length, 0) + 1, step):
+        chunk = frames[start : start + sequence_length]
+        chunk = chunk + [chunk[-1]] * (sequence_length - len(chunk))
+        windows.append(Window(times[start], min(times[start] + window_seconds, duration), np.stack(chunk)))
+    return windows

@@ -1,0 +1,245 @@
+"""Training as a background job: start it, follow its events, cancel it, re-attach to it, resume it.
+
+A job trains one or more models, one after the other, in its own process (`python -m har.worker`), in a
+new session so that it outlives whoever started it (a browser tab, a CLI that was closed). Its folder,
+`<models_dir>/.jobs/<job_id>/`, holds:
+
+    job.json       what to train (cache, models, config, options)
+    pid            the worker's process id
+    events.jsonl   one JSON event per line, appended as training goes
+    cancel         present once a cancel was asked for
+    backup/        Keras BackupAndRestore state, so an interrupted job can resume
+
+One job trains at a time per models dir. The lock is an `flock` on `<models_dir>/.train.lock` that the
+worker holds for its whole life: the kernel releases it when the process ends however it ends, `kill -9`
+included, so a crashed job never leaves the lock stuck.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from har.config import MODEL_NAMES, Config
+
+TERMINAL_EVENTS = ("finished", "failed", "cancelled")
+
+
+class JobBusy(RuntimeError):
+    """A second training job was asked for while one runs."""
+
+
+class Job:
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder).resolve()
+        self.id = self.folder.name
+        self.models_dir = self.folder.parent.parent
+        self.spec = json.loads((self.folder / "job.json").read_text())
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, {self.state()})"
+
+    @property
+    def models(self) -> list[str]:
+        return self.spec["models"]
+
+    def run_ids(self) -> dict[str, str]:
+        """Run id of each model the job trains, in training order."""
+        return {f"{self.id}-{model}": model for model in self.models}
+
+    def events(self, start: int = 0) -> list[dict]:
+        """Events from the `start`-th on (count the ones you have to poll for new ones)."""
+        path = self.folder / "events.jsonl"
+        if not path.exists():
+            return []
+        lines = path.read_text().split("\n")[:-1]  # the last piece is empty or still being written
+        return [json.loads(line) for line in lines[start:] if line]
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.folder / "pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def is_alive(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read()
+        except OSError:
+            return False
+        if state in ("Z", "X"):
+            return False
+        # An exiting process has an empty command line but may still hold the lock; a different non-empty one
+        # means the pid was reused by an unrelated process.
+        return not command or str(self.folder).encode() in command
+
+    def state(self) -> str:
+        """running, finished, failed, cancelled, or killed (the worker died without a last word)."""
+        if self.is_alive():
+            return "running"
+        events = self.events()
+        kinds = [event["event"] for event in events]
+        if "failed" in kinds or "job_failed" in kinds:
+            return "failed"
+        if "cancelled" in kinds:
+            return "cancelled"
+        if "job_finished" in kinds:
+            return "finished"
+        return "killed"
+
+    def current_model(self) -> str | None:
+        """The model being trained (or that was, when the job stopped)."""
+        done = {event["model"] for event in self.events() if event["event"] in TERMINAL_EVENTS and "model" in event}
+        for model in self.models:
+            if model not in done:
+                return model
+        return None
+
+    def failure(self) -> str | None:
+        for event in reversed(self.events()):
+            if event["event"] in ("failed", "job_failed"):
+                return event.get("reason")
+        return None
+
+    def cancel(self) -> None:
+        """Asks the job to stop after the current batch; it saves the run as cancelled."""
+        (self.folder / "cancel").touch()
+
+    def cancel_requested(self) -> bool:
+        return (self.folder / "cancel").exists()
+
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> str:
+        """Waits until the job is no longer running; returns its final state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} still running after {timeout} s")
+            time.sleep(poll)
+        return self.state()
+
+
+def jobs_folder(models_dir: str | Path) -> Path:
+    return Path(models_dir) / ".jobs"
+
+
+def list_jobs(models_dir: str | Path) -> list[Job]:
+    folder = jobs_folder(models_dir)
+    if not folder.is_dir():
+        return []
+    jobs = []
+    for path in sorted(folder.iterdir(), reverse=True):
+        if (path / "job.json").is_file():
+            try:
+                jobs.append(Job(path))
+            except (OSError, ValueError):
+                continue  # a job.json being written right now
+    return jobs
+
+
+def current(models_dir: str | Path) -> Job | None:
+    """The running job, if there is one: a page reload or a second tab re-attaches through this."""
+    for job in list_jobs(models_dir):
+        if job.is_alive():
+            return job
+    return None
+
+
+def start(
+    cache: str | Path,
+    models: list[str] | tuple[str, ...],
+    models_dir: str | Path,
+    *,
+    config: Config | None = None,
+    distribute: str | None = None,
+    mixed_precision: bool = False,
+) -> Job:
+    """Starts a job training `models` (in order) on the frame cache at `cache`.
+
+    Raises:
+        JobBusy: a job is already training in this models dir.
+        ValueError: an unknown model name, or a path that is not a frame cache.
+    """
+    from har.datasets import load_cache
+
+    unknown = [model for model in models if model not in MODEL_NAMES]
+    if unknown or not models:
+        raise ValueError(f"model {', '.join(unknown) or 'list is empty'}: choose from {', '.join(MODEL_NAMES)}.")
+    load_cache(cache)  # a clear error now rather than a failed job later
+    models_dir = Path(models_dir)
+    job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    spec = {
+        "cache": str(Path(cache).resolve()),
+        "models": list(models),
+        "config": (config or Config()).to_dict(),
+        "distribute": distribute,
+        "mixed_precision": mixed_precision,
+    }
+    with _lock(models_dir) as lock:
+        folder = jobs_folder(models_dir) / job_id
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text(json.dumps(spec, indent=1))
+        return _spawn(folder, lock)
+
+
+def resume(models_dir: str | Path, job_id: str) -> Job:
+    """Restarts a killed, failed or cancelled job; finished models are kept, the rest resume from backup."""
+    folder = jobs_folder(models_dir) / job_id
+    if not (folder / "job.json").is_file():
+        raise FileNotFoundError(f"{job_id}: no such job in {models_dir}.")
+    with _lock(models_dir) as lock:
+        job = Job(folder)
+        if job.state() == "finished":
+            raise ValueError(f"job {job_id} already finished; nothing to resume.")
+        (folder / "cancel").unlink(missing_ok=True)
+        return _spawn(folder, lock)
+
+
+class _lock:
+    """Takes the models dir's training lock, or raises JobBusy naming the running job."""
+
+    def __init__(self, models_dir: Path):
+        self.path = Path(models_dir) / ".train.lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            running = current(self.path.parent)
+            name = f" ({running.id}, {', '.join(running.models)})" if running else ""
+            raise JobBusy(
+                f"a training job is already running{name}; wait for it to finish or cancel it first."
+            ) from None
+        return self.handle
+
+    def __exit__(self, *exc):
+        self.handle.close()  # the worker keeps its own copy of the lock
+
+
+def _spawn(folder: Path, lock) -> Job:
+    log = open(folder / "worker.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "har.worker", str(folder.resolve())],
+        pass_fds=(lock.fileno(),),
+        env={**os.environ, "HAR_LOCK_FD": str(lock.fileno())},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # outlives the caller's session and its Ctrl-C
+    )
+    log.close()
+    (folder / "pid").write_text(str(process.pid))
+    return Job(folder.resolve())

@@ -1,0 +1,98 @@
+"""Saved runs in the models dir: listing them with their status, and finding one by id or folder.
+
+A run folder holds `metadata.json`, `events.jsonl` and, when it finished, `model.keras`. A run that is still
+training, or whose training process died, has no folder yet: it is known from its job (`har.jobs`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+METADATA_KEYS = ("run_id", "model", "status", "classes", "sequence_length", "image_size")
+
+
+@dataclass
+class Run:
+    id: str
+    path: Path | None
+    status: str  # finished, failed, cancelled, running, broken
+    model: str | None = None
+    metadata: dict = field(default_factory=dict)
+    reason: str | None = None  # why a run failed or is broken
+
+    def summary(self) -> dict:
+        test = self.metadata.get("test") or {}
+        return {
+            "id": self.id,
+            "model": self.model,
+            "status": self.status,
+            "split": (self.metadata.get("split") or {}).get("name"),
+            "classes": len(self.metadata.get("classes") or []) or None,
+            "epochs_run": self.metadata.get("epochs_run"),
+            "test_accuracy": test.get("accuracy"),
+            "test_loss": test.get("loss"),
+            "training_seconds": self.metadata.get("training_seconds"),
+            "reason": self.reason,
+            "path": str(self.path) if self.path else None,
+        }
+
+
+def read_run(path: Path) -> Run:
+    """Reads a run folder; a folder with missing or inconsistent files comes back as status "broken"."""
+    try:
+        metadata = json.loads((path / "metadata.json").read_text())
+        missing = [key for key in METADATA_KEYS if key not in metadata]
+        if missing:
+            raise ValueError(f"metadata.json lacks {', '.join(missing)}")
+    except (OSError, ValueError) as error:
+        reason = "no metadata.json" if isinstance(error, FileNotFoundError) else f"unreadable metadata ({error})"
+        return Run(path.name, path, "broken", reason=reason)
+    status = metadata["status"]
+    if status == "finished" and not (path / "model.keras").is_file():
+        return Run(path.name, path, "broken", metadata["model"], metadata, reason="model.keras is missing")
+    return Run(metadata["run_id"], path, status, metadata["model"], metadata, reason=metadata.get("reason"))
+
+
+def list_runs(models_dir: str | Path) -> list[Run]:
+    """Every run, newest first: saved runs plus those of jobs still training or killed mid-run."""
+    from har import jobs
+
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    saved = {
+        run.id: run
+        for run in (read_run(path) for path in models_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
+    }
+    for job in jobs.list_jobs(models_dir):
+        for run_id, model in job.run_ids().items():
+            if run_id in saved:
+                continue
+            state = job.state()
+            if state == "running" and job.current_model() == model:
+                saved[run_id] = Run(run_id, None, "running", model)
+            elif state in ("failed", "killed") and job.current_model() == model:
+                reason = job.failure() or "the training process stopped unexpectedly"
+                saved[run_id] = Run(run_id, None, "failed", model, reason=reason)
+    return sorted(saved.values(), key=lambda run: run.id, reverse=True)
+
+
+def find_run(models_dir: str | Path, run: str | Path) -> Run:
+    """A saved run by id, or by folder (which must lie inside the models dir)."""
+    models_dir = Path(models_dir).resolve()
+    candidate = Path(run)
+    path = candidate if candidate.is_dir() else models_dir / str(run)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{run}: no such run in {models_dir}; `har runs` lists them.")
+    if models_dir not in path.resolve().parents:
+        raise ValueError(f"{run}: runs are only loaded from inside the models dir {models_dir}; import it first.")
+    return read_run(path)
+
+
+def latest_finished(models_dir: str | Path, model: str) -> Run | None:
+    for run in list_runs(models_dir):
+        if run.model == model and run.status == "finished":
+            return run
+    return None

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from har.models import build_model, layer_table
+from har.report import REPORT_LAYERS, REPORT_RESULTS
+
+
+@pytest.mark.parametrize("name", ["convlstm", "lrcn"])
+def test_layer_tables_equal_the_reports_figures(name):
+    model = build_model(name)
+    assert layer_table(model) == REPORT_LAYERS[name]
+    assert model.count_params() == REPORT_RESULTS[name]["parameters"]
+
+
+@pytest.mark.parametrize(
+    "name, parameters",
+    [
+        ("convlstm", 33_000 + (8 * 1 * 1 * 16) * 50 + 50),  # recurrent blocks unchanged; Dense over 8 frames of 1x1x16
+        ("lrcn", 60_512 + 12_416 + 32 * 50 + 50),  # CNN and LSTM unchanged; Dense to 50 classes
+    ],
+)
+def test_other_class_counts_and_sizes_change_only_what_they_must(name, parameters):
+    model = build_model(name, num_classes=50, sequence_length=8, image_size=32)
+    assert model(np.zeros((1, 8, 32, 32, 3), np.float32)).shape == (1, 50)
+    assert model.count_params() == parameters
+
+
+def test_unknown_model_name_is_a_value_error():
+    with pytest.raises(ValueError, match="'cnn3d'.*convlstm, lrcn"):
+        build_model("cnn3d")
+
+
+@pytest.mark.parametrize("name", ["convlstm", "lrcn"])
+def test_outputs_are_probabilities(name):
+    model = build_model(name, sequence_length=4, image_size=32)
+    probabilities = np.asarray(model(np.random.default_rng(0).random((2, 4, 32, 32, 3), dtype=np.float32)))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

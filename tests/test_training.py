@@ -1,0 +1,201 @@
+"""Real TensorFlow training on a tiny real cache: learning, events, saving, jobs, cancel, kill, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from har import jobs
+from har.config import Config
+from har.runs import find_run, list_runs
+
+TINY = Config(epochs=2, batch_size=8)
+
+
+def wait_for(job, kind, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(event["event"] == kind for event in job.events()):
+            return
+        if not job.is_alive():
+            raise AssertionError(f"job ended before a {kind!r} event: {job.events()}")
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind!r} event within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_cache, tmp_path_factory):
+    """One LRCN run trained in this process with the report's batch size, long enough to learn."""
+    from har.training import train_run
+
+    events = []
+    models_dir = tmp_path_factory.mktemp("models")
+    run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15), run_id="lrcn-tiny",
+                    emit=events.append)  # fmt: skip
+    return run, events, models_dir
+
+
+def test_a_tiny_run_on_demo_data_learns_above_chance(trained):
+    run, _, _ = trained
+    metadata = json.loads((run / "metadata.json").read_text())
+    assert metadata["status"] == "finished"
+    assert metadata["test"]["accuracy"] > 0.5  # four classes: chance is 0.25
+    assert metadata["history"]["loss"][-1] < metadata["history"]["loss"][0]
+
+
+def test_everything_the_run_used_is_saved_beside_the_model(trained, tiny_cache):
+    run, _, _ = trained
+    assert sorted(p.name for p in run.iterdir()) == ["events.jsonl", "metadata.json", "model.keras"]
+    metadata = json.loads((run / "metadata.json").read_text())
+    assert metadata["config"]["seed"] == 27 and metadata["config"]["batch_size"] == 4
+    assert metadata["classes"] == ["JumpingJacks", "Squats", "Walking", "Waving"]
+    assert (metadata["sequence_length"], metadata["image_size"]) == (8, 32)
+    assert metadata["dataset"]["fingerprint"] == json.loads((tiny_cache / "meta.json").read_text())["fingerprint"]
+    assert metadata["split"] == {"name": "report", "train": 76, "validation": 20, "test": 32}
+    assert {"keras", "tensorflow", "numpy", "python"} <= set(metadata["versions"])
+    assert metadata["epochs_run"] == len(metadata["history"]["val_loss"]) and metadata["training_seconds"] > 0
+
+
+def test_events_arrive_in_order(trained):
+    _, events, _ = trained
+    kinds = [event["event"] for event in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert set(kinds) <= {"started", "batch", "epoch", "early_stop", "finished"}
+    epochs = [event["epoch"] for event in events if event["event"] == "epoch"]
+    assert epochs == list(range(1, len(epochs) + 1))
+    batches = [(event["epoch"], event["step"]) for event in events if event["event"] == "batch"]
+    assert batches == sorted(batches) and batches[-1][1] == events[0]["steps"]
+    assert all(json.loads(json.dumps(event)) == event for event in events)
+    epoch = next(event for event in events if event["event"] == "epoch")
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(epoch)
+
+
+def test_save_reload_gives_identical_predictions(trained, tiny_cache):
+    from har.datasets import load_cache
+    from har.inference import Predictor
+
+    run, _, models_dir = trained
+    first, second = Predictor.from_run(run, models_dir), Predictor.from_run(run.name, models_dir)
+    frames = load_cache(tiny_cache).frames[:5]
+    np.testing.assert_array_equal(first.predict_frames(frames), second.predict_frames(frames))
+    np.testing.assert_allclose(first.predict_frames(frames).sum(axis=1), 1.0, rtol=1e-5)
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras")
+    np.testing.assert_allclose(first.predict_frames(frames), model.predict(frames / 255.0, verbose=0), atol=1e-6)
+
+
+def test_runs_are_only_loaded_from_inside_the_models_dir(trained, tmp_path):
+    import shutil
+
+    from har.inference import Predictor
+
+    run, _, _ = trained
+    foreign = shutil.copytree(run, tmp_path / "elsewhere" / run.name)
+    with pytest.raises(ValueError, match="only loaded from inside the models dir"):
+        Predictor.from_run(foreign, tmp_path / "models")
+
+
+def test_a_job_reports_events_and_refuses_a_second_job(tiny_cache, tmp_path):
+    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=TINY)
+    with pytest.raises(jobs.JobBusy, match=job.id):
+        jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY)
+    assert jobs.current(tmp_path).id == job.id  # a new caller re-attaches
+    assert job.wait(300) == "finished"
+    kinds = [event["event"] for event in job.events()]
+    assert kinds.count("started") == 2 and kinds.count("finished") == 2 and kinds[-1] == "job_finished"
+    assert [run.status for run in list_runs(tmp_path)] == ["finished", "finished"]
+    assert jobs.current(tmp_path) is None
+    jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY).wait(300)  # the lock was released
+
+
+def test_cancel_saves_a_cancelled_run_and_frees_the_lock(tiny_cache, tmp_path):
+    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4))
+    wait_for(job, "batch")
+    job.cancel()
+    assert job.wait(120) == "cancelled"
+    run = find_run(tmp_path, f"{job.id}-convlstm")
+    assert run.status == "cancelled" and not (run.path / "model.keras").exists()
+    assert not (tmp_path / f"{job.id}-lrcn").exists()
+    assert jobs.current(tmp_path) is None
+
+
+def test_kill_9_loses_no_earlier_run_leaves_no_lock_and_the_job_resumes(tiny_cache, tmp_path, trained):
+    from har.inference import Predictor
+
+    first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY)
+    assert first.wait(300) == "finished"
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=4, batch_size=8))
+    wait_for(job, "epoch")  # BackupAndRestore has saved epoch 1
+    os.kill(job.pid(), signal.SIGKILL)
+    assert job.wait(30) == "killed"
+    statuses = {run.id: run.status for run in list_runs(tmp_path)}
+    assert statuses == {f"{first.id}-lrcn": "finished", f"{job.id}-convlstm": "failed"}
+    assert not (tmp_path / f"{job.id}-convlstm").exists()
+    Predictor.from_run(f"{first.id}-lrcn", tmp_path)  # the earlier run still loads
+
+    resumed = jobs.resume(tmp_path, job.id)  # the lock was free
+    assert resumed.wait(300) == "finished"
+    epochs_after_resume = [e["epoch"] for e in resumed.events() if e["event"] == "epoch"]
+    assert epochs_after_resume.count(1) == 1 and epochs_after_resume[-1] == 4  # epoch 1 was not run again
+    assert find_run(tmp_path, f"{job.id}-convlstm").status == "finished"
+
+
+def test_nan_loss_fails_the_run_with_a_message(tiny_cache, tmp_path):
+    from har.training import train_run
+
+    run = train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=2, learning_rate=1e12), run_id="nan")
+    metadata = json.loads((run / "metadata.json").read_text())
+    assert metadata["status"] == "failed" and "learning rate" in metadata["reason"]
+
+
+def run_python(code, env=None, timeout=600):
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_jax_backend_builds_trains_and_predicts(tiny_cache, tmp_path):
+    out = run_python(
+        f"""
+        import json, keras
+        from har.models import build_model, layer_table
+        from har.report import REPORT_LAYERS
+        from har.training import train_run
+        from har.inference import Predictor
+        assert keras.backend.backend() == "jax"
+        assert all(layer_table(build_model(n)) == REPORT_LAYERS[n] for n in ("convlstm", "lrcn"))
+        from har.config import Config
+        run = train_run({str(tiny_cache)!r}, "lrcn", {str(tmp_path)!r}, config=Config(epochs=1, batch_size=8), run_id="jax")
+        meta = json.loads((run / "metadata.json").read_text())
+        print(meta["status"], meta["versions"]["backend"])
+        print(sum(Predictor.from_run(run, {str(tmp_path)!r}).predict_frames(__import__("numpy").zeros((8, 32, 32, 3), "uint8"))))
+        """,
+        env={"KERAS_BACKEND": "jax"},
+    )
+    status, probability_sum = out.split("\n")[:2]
+    assert status == "finished jax" and abs(float(probability_sum) - 1) < 1e-4
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpu_devices(tiny_cache, tmp_path):
+    out = run_python(
+        f"""
+        import json, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from har.config import Config
+        from har.training import train_run
+        run = train_run({str(tiny_cache)!r}, "lrcn", {str(tmp_path)!r}, config=Config(epochs=1, batch_size=8),
+                        run_id="mirrored", distribute="mirrored")
+        meta = json.loads((run / "metadata.json").read_text())
+        print(meta["status"], meta["replicas"], meta["distribute"])
+        """
+    )
+    assert out.split("\n")[0] == "finished 2 mirrored"
