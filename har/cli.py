@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.handler in (_evaluate, _compare, _predict, _timeline):
+            _import_keras_quietly()
         return args.handler(args) or 0
     except KeyboardInterrupt:
         print("har: interrupted", file=sys.stderr)
@@ -36,6 +38,27 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error) if not isinstance(error, OSError) or not error.filename else _os_message(error)
         print(f"har: error: {message}", file=sys.stderr)
         return 2
+
+
+def _import_keras_quietly() -> None:
+    """Imports Keras with its backend while fd 2 points at /dev/null.
+
+    TensorFlow's C++ start-up messages (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in 2.21 and would
+    bury the one line a user needs to read.
+    """
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _job_busy():

@@ -19,3 +19,19 @@ def tiny_cache(demo_dataset, tmp_path_factory):
     from har.datasets import build_cache
 
     return build_cache(demo_dataset, tmp_path_factory.mktemp("caches") / "demo-T8-S32", sequence_length=8, image_size=32)
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_cache, tmp_path_factory):
+    """One LRCN run, trained for real in this process with the report's batch size, long enough to learn.
+
+    Returns (run folder, the events it emitted, models dir).
+    """
+    from har.config import Config
+    from har.training import train_run
+
+    events = []
+    models_dir = tmp_path_factory.mktemp("models")
+    run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15), run_id="lrcn-tiny",
+                    emit=events.append)  # fmt: skip
+    return run, events, models_dir

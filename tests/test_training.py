@@ -29,18 +29,6 @@ def wait_for(job, kind, timeout=120):
     raise AssertionError(f"no {kind!r} event within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_cache, tmp_path_factory):
-    """One LRCN run trained in this process with the report's batch size, long enough to learn."""
-    from har.training import train_run
-
-    events = []
-    models_dir = tmp_path_factory.mktemp("models")
-    run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15), run_id="lrcn-tiny",
-                    emit=events.append)  # fmt: skip
-    return run, events, models_dir
-
-
 def test_a_tiny_run_on_demo_data_learns_above_chance(trained):
     run, _, _ = trained
     metadata = json.loads((run / "metadata.json").read_text())
