@@ -1,11 +1,24 @@
-"""HAR Studio in the browser. The full multipage app is its own issue; this page shows what is ready."""
+"""HAR Studio in the browser: `streamlit run streamlit_app.py`.
+
+The entry file is only a frame: page config, navigation, and where data and models live. Each page in
+`pages/` reads its widgets, calls one `har` function and renders the result.
+"""
 
 import streamlit as st
 
+from pages._ui import paths
+
 st.set_page_config(page_title="HAR Studio", page_icon=":material/directions_run:", layout="wide")
-st.title("HAR Studio")
-st.write(
-    "Human activity recognition on UCF50 with the ConvLSTM and LRCN of Rana (2025). "
-    "The data layer is ready: generate the built-in demo dataset with `har data demo` and build a frame cache "
-    "with `har data build`."
+
+navigation = st.navigation(
+    [
+        st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+        st.Page("pages/data.py", title="Data", icon=":material/video_library:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/predict.py", title="Predict", icon=":material/upload:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    ]
 )
+data_dir, models_dir = paths()
+st.sidebar.caption(f"Data: `{data_dir}`  \nModels: `{models_dir}`")
+navigation.run()

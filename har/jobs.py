@@ -175,13 +175,16 @@ def start(
     unknown = [model for model in models if model not in MODEL_NAMES]
     if unknown or not models:
         raise ValueError(f"model {', '.join(unknown) or 'list is empty'}: choose from {', '.join(MODEL_NAMES)}.")
-    load_cache(cache)  # a clear error now rather than a failed job later
+    frames = load_cache(cache)  # a clear error now rather than a failed job later
+    config = (config or Config()).replace(
+        classes=frames.class_names, sequence_length=frames.sequence_length, image_size=frames.image_size
+    )
     models_dir = Path(models_dir)
     job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     spec = {
         "cache": str(Path(cache).resolve()),
         "models": list(models),
-        "config": (config or Config()).to_dict(),
+        "config": config.to_dict(),
         "distribute": distribute,
         "mixed_precision": mixed_precision,
     }

@@ -200,16 +200,28 @@ def train_run(
     progress = ProgressEvents(record, epochs=config.epochs, should_cancel=should_cancel)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                    restore_best_weights=True)  # fmt: skip
-    callbacks = [progress, early_stopping]
+    callbacks = [early_stopping, progress]
     if backup_dir:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
+        # First in the list, so an epoch's backup is on disk before its event is; the double checkpoint keeps
+        # the previous one for when a kill lands in the middle of writing.
+        backup = keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True, double_checkpoint=True)
+        callbacks.insert(0, backup)
     replicas = strategy.num_replicas_in_sync if strategy else 1
     record({"event": "started", "epochs": config.epochs, "steps": len(train), "device": device, "replicas": replicas,
             "parameters": model.count_params(), "train_clips": len(split.train),
             "validation_clips": len(split.validation), "test_clips": len(split.test)})  # fmt: skip
     history = {}
     try:
-        fit = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
+        try:
+            fit = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
+        except (OSError, ValueError, KeyError) as error:
+            if not (backup_dir and progress.epoch == 0 and Path(backup_dir).exists()):
+                raise
+            # The backup could not be restored (cut short by a kill): start this model afresh.
+            log.warning("discarding the unreadable backup in %s (%s)", backup_dir, error)
+            shutil.rmtree(backup_dir)
+            record({"event": "backup_discarded", "reason": _failure_reason(error)})
+            fit = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
         history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     except Exception as error:  # noqa: BLE001 - any failure inside Keras ends the run with its reason
         progress.failure = _failure_reason(error)

@@ -1,6 +1,6 @@
 """Datasets: UCF50, the built-in demo, the frame cache built from either, and train/validation/test splits."""
 
-from har.datasets.cache import FrameCache, build_cache, default_cache_path, load_cache
+from har.datasets.cache import FrameCache, build_cache, default_cache_path, list_caches, load_cache
 from har.datasets.demo import DEMO_CLASSES, generate_demo
 from har.datasets.layout import find_clips, find_root
 from har.datasets.splits import Split, group_split, make_split, report_split
@@ -8,5 +8,5 @@ from har.datasets.ucf50 import UCF50_CLASSES
 
 __all__ = [
     "DEMO_CLASSES", "UCF50_CLASSES", "FrameCache", "Split", "build_cache", "default_cache_path", "find_clips",
-    "find_root", "generate_demo", "group_split", "load_cache", "make_split", "report_split",
+    "find_root", "generate_demo", "group_split", "list_caches", "load_cache", "make_split", "report_split",
 ]  # fmt: skip

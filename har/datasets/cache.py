@@ -113,6 +113,15 @@ def fingerprint(clips: list[layout.ClipFile], classes: list[str], sequence_lengt
     return digest.hexdigest()
 
 
+def list_caches(data_dir: str | Path) -> list[Path]:
+    """Cache folders under `<data_dir>/caches`, newest first."""
+    folder = Path(data_dir) / "caches"
+    if not folder.is_dir():
+        return []
+    caches = [path for path in folder.iterdir() if (path / "meta.json").is_file() and not path.name.startswith(".")]
+    return sorted(caches, key=lambda path: (path / "meta.json").stat().st_mtime, reverse=True)
+
+
 def default_cache_path(data_dir: str | Path, source: str | Path, sequence_length: int, image_size: int) -> Path:
     return Path(data_dir) / "caches" / f"{Path(source).resolve().name}-T{sequence_length}-S{image_size}"
 

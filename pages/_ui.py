@@ -1,0 +1,48 @@
+"""Helpers shared by the pages. Only UI glue lives here; the work is done by `har`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from har import config as config_module
+
+
+def paths() -> tuple[Path, Path]:
+    """The data and models dirs ($HAR_DATA_DIR and $HAR_MODELS_DIR, else ./data and ./models)."""
+    return config_module.data_dir(), config_module.models_dir()
+
+
+def progress_callback(bar, label: str):
+    """A har (done, total) callback that moves an st.progress bar."""
+
+    def update(done: int, total: int | None) -> None:
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"{label}: {done:,} / {total:,}")
+
+    return update
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading model...")
+def _predictor(run_path: str, model_mtime: float, models_dir: str):
+    from har.inference import Predictor
+
+    return Predictor.from_run(Path(run_path), models_dir)
+
+
+def predictor_for(run, models_dir: Path):
+    """A loaded Predictor, shared by every session; a new or retrained run gets a new cache entry."""
+    mtime = (run.path / "model.keras").stat().st_mtime
+    return _predictor(str(run.path), mtime, str(models_dir))
+
+
+def finished_runs(models_dir: Path) -> list:
+    """The latest finished run of each model."""
+    from har.config import MODEL_NAMES
+    from har.runs import latest_finished
+
+    return [run for run in (latest_finished(models_dir, name) for name in MODEL_NAMES) if run]
+
+
+MODEL_LABELS = {"convlstm": "ConvLSTM", "lrcn": "LRCN"}

@@ -1,0 +1,88 @@
+"""Get a dataset (built-in demo or UCF50), build its frame cache, and look at it."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from har import archives
+from har.config import REPORT_CLASSES
+from har.datasets import DEMO_CLASSES, build_cache, default_cache_path, generate_demo, layout, list_caches, load_cache
+from har.datasets.ucf50 import UCF50_CLASSES, UCF50_URL, extract_classes, prepare
+from har.video import frame_strip
+from pages._ui import paths, progress_callback
+
+data_dir, _ = paths()
+st.title("Data")
+
+demo_tab, ucf50_tab = st.tabs(["Built-in demo", "UCF50"])
+with demo_tab:
+    st.write(f"Four synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
+             "written as real XVID videos in UCF50's layout. Works offline.")  # fmt: skip
+    if st.button("Generate the demo dataset", type="primary"):
+        bar = st.progress(0.0)
+        generate_demo(data_dir / "demo", progress=progress_callback(bar, "clips"))
+        st.success(f"Demo dataset ready in `{data_dir / 'demo'}`.")
+
+with ucf50_tab:
+    st.write("UCF50: 6,676 YouTube clips of 50 actions, 25 groups each. The archive is 3.2 GB.")
+    source = st.text_input("Archive or folder already on this machine (leave empty to download)", "")
+    url = st.text_input("Download from", UCF50_URL)
+    classes = st.multiselect("Classes to extract", UCF50_CLASSES, default=list(REPORT_CLASSES))
+    if st.button("Get UCF50"):
+        download_bar, extract_bar = st.progress(0.0), st.progress(0.0)
+        try:
+            root = prepare(data_dir, classes or list(REPORT_CLASSES), source=source.strip() or None, url=url,
+                           on_download=progress_callback(download_bar, "bytes"),
+                           on_extract=progress_callback(extract_bar, "clips"))  # fmt: skip
+            st.success(f"UCF50 classes ready in `{root}`.")
+        except (OSError, ValueError) as error:
+            st.error(str(error))
+
+st.header("Frame cache")
+candidates = [data_dir / "demo", data_dir / "UCF50"]
+datasets = [str(path) for path in candidates if path.is_dir()]
+source = st.selectbox("Dataset", datasets + ["Other folder or archive..."], index=0)
+if source == "Other folder or archive...":
+    source = st.text_input("Path", "")
+available = []
+if source and Path(source).is_dir():
+    try:
+        available = layout.class_names(layout.find_root(source))
+    except (OSError, ValueError) as error:
+        st.error(str(error))
+default_classes = [name for name in REPORT_CLASSES if name in available] or available
+chosen = st.multiselect("Classes (label order)", available, default=default_classes, disabled=not available)
+left, right = st.columns(2)
+sequence_length = left.number_input("Frames per clip", 2, 120, 20)
+image_size = right.number_input("Frame size (pixels)", 16, 256, 64, step=16)
+if st.button("Build the frame cache", type="primary", disabled=not source):
+    bar = st.progress(0.0)
+    try:
+        folder = Path(source)
+        if archives.is_archive(folder):
+            folder = extract_classes(folder, data_dir / folder.name.split(".")[0], chosen or None,
+                                     progress=progress_callback(bar, "extracting"))  # fmt: skip
+        out = default_cache_path(data_dir, folder, int(sequence_length), int(image_size))
+        build_cache(folder, out, classes=chosen or None, sequence_length=int(sequence_length),
+                    image_size=int(image_size), progress=progress_callback(bar, "clips"))  # fmt: skip
+        st.success(f"Frame cache ready: `{out}`.")
+    except (OSError, ValueError) as error:
+        st.error(str(error))
+
+caches = list_caches(data_dir)
+if not caches:
+    st.info("No frame cache yet: generate the demo dataset, then build its cache.")
+    st.stop()
+chosen_cache = st.selectbox("Look at a cache", caches, format_func=lambda path: path.name)
+cache = load_cache(chosen_cache)
+info = cache.info()
+st.dataframe(
+    pd.DataFrame({"clips": info["classes"], "groups": info["groups_per_class"]}).rename_axis("class"),
+    width="stretch",
+)
+st.caption(f"{info['clips']} clips, {info['padded_clips']} padded, {info['skipped_clips']} unreadable and skipped, "
+           f"{info['bytes_on_disk'] / 1e6:.1f} MB on disk.")  # fmt: skip
+for label, name in enumerate(cache.class_names):
+    first = int((cache.labels == label).argmax())
+    st.image(frame_strip(cache.frames[first], columns=10), caption=f"{name}: {Path(cache.sources[first]).name}")

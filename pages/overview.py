@@ -1,0 +1,64 @@
+"""What the report did and found, the two architectures, and a path through the app. No TensorFlow here."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import streamlit as st
+
+from har.report import REPORT_LAYERS, REPORT_RESULTS
+
+st.title("HAR Studio")
+st.markdown(
+    "A companion to the report **Human Activity Recognition using ConvLSTM and LRCN on UCF50** (Rana, 2025). "
+    "It trained two Keras models on four UCF50 classes (WalkingWithDog, TaiChi, Swing, HorseRace), "
+    "20 frames of 64x64 per clip, and found the LRCN ahead of the ConvLSTM."
+)
+
+columns = st.columns(2)
+for column, (name, label) in zip(columns, (("convlstm", "ConvLSTM"), ("lrcn", "LRCN (CNN + LSTM)"))):
+    results = REPORT_RESULTS[name]
+    column.metric(f"{label}: test accuracy in the report", f"{results['accuracy']:.2%}",
+                  help=f"test loss {results['loss']}, {results['parameters']:,} parameters")  # fmt: skip
+
+
+@st.cache_data(show_spinner="Building both models to read their layers...")
+def live_layer_tables() -> dict:
+    """Layer tables of the models as har builds them, computed in a child process so this page never imports
+    TensorFlow into the server."""
+    code = (
+        "import json; from har.models import build_model, layer_table; "
+        "print(json.dumps({n: layer_table(build_model(n)) for n in ('convlstm', 'lrcn')}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        return {}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+st.subheader("The two architectures")
+st.caption(
+    "The report's prose describes three ConvLSTM layers, and Conv2D(32) with LSTM(64) for the LRCN; its layer "
+    "tables (Figures 1 and 2) show what was trained, and HAR Studio follows the tables."
+)
+show_live = st.toggle("Check against the models as built here", value=False)
+live = live_layer_tables() if show_live else {}
+tabs = st.tabs(["ConvLSTM (Figure 1)", "LRCN (Figure 2)"])
+for tab, name in zip(tabs, ("convlstm", "lrcn")):
+    table = pd.DataFrame(REPORT_LAYERS[name], columns=["Layer", "Output shape", "Parameters"])
+    table["Output shape"] = table["Output shape"].map(lambda shape: "(None, " + ", ".join(map(str, shape)) + ")")
+    if live:
+        built = [(layer, tuple(shape), params) for layer, shape, params in live[name]]
+        table["Matches har's model"] = [row == tuple(REPORT_LAYERS[name][i]) for i, row in enumerate(built)]
+    tab.dataframe(table, hide_index=True, width="stretch")
+    tab.caption(f"Total parameters: {sum(row[2] for row in REPORT_LAYERS[name]):,}")
+
+st.subheader("Try it")
+st.markdown(
+    "1. **Data**: generate the built-in demo dataset (stick figures, no internet needed) or get UCF50, then build "
+    "the frame cache.\n"
+    "2. **Train**: train the ConvLSTM, the LRCN or both with the report's recipe, and watch the curves live.\n"
+    "3. **Predict**: upload a clip and see what each model thinks, frame by frame sampled.\n"
+    "4. **Compare**: your runs beside the report's numbers."
+)
