@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.handler in (_evaluate, _compare, _predict, _timeline):
+        if args.handler in (_evaluate, _compare, _predict, _timeline, _export, _import):
             _import_keras_quietly()
         return args.handler(args) or 0
     except KeyboardInterrupt:
@@ -163,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument("--window", type=float, default=4.0, help="seconds per window (default: 4)")
     timeline.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default: 1)")
     timeline.set_defaults(handler=_timeline)
+
+    export = commands.add_parser("export", help="write a finished run as a zip of weights and metadata")
+    export.add_argument("run")
+    export.add_argument("--out", required=True, help="FILE.zip")
+    export.set_defaults(handler=_export)
+    import_ = commands.add_parser("import", help="add an exported run (architecture rebuilt from code)")
+    import_.add_argument("archive", help="a zip written by `har export`")
+    import_.set_defaults(handler=_import)
     return parser
 
 
@@ -455,4 +463,20 @@ def _timeline(args) -> int:
     frame = predictor.timeline(args.video, window_seconds=args.window, stride_seconds=args.stride)
     out = write_timeline(frame, args.out)
     print(f"{len(frame)} windows from {predictor.model_name} ({predictor.run_id}) -> {out}")
+    return 0
+
+
+def _export(args) -> int:
+    from har.portable import export_run
+
+    out = export_run(args.run, args.out, config_module.models_dir(args.models_dir))
+    print(f"exported {args.run} -> {out}")
+    return 0
+
+
+def _import(args) -> int:
+    from har.portable import import_run
+
+    run = import_run(args.archive, config_module.models_dir(args.models_dir))
+    print(f"imported run {run.id} ({run.model}) -> {run.path}")
     return 0

@@ -73,16 +73,18 @@ class Predictor:
         pairs = sorted(zip(self.class_names, probabilities.tolist()), key=lambda pair: -pair[1])
         return {name: float(p) for name, p in pairs}
 
-    def timeline(self, path: str | os.PathLike, *, window_seconds: float = 4.0, stride_seconds: float = 1.0):
+    def timeline(self, path: str | os.PathLike, *, window_seconds: float = 4.0, stride_seconds: float = 1.0,
+                 reader=read_windows):  # fmt: skip
         """Sliding-window predictions over a long video, as a pandas DataFrame of observations.
 
         Each row is one window: `start` and `end` in seconds, the top `label`, its `confidence`, then one
         probability column per class. This is the observation sequence an HMM or DBN takes as input.
+        `reader` decodes the windows (`read_windows`; the app passes one that runs in a child process).
         """
         import pandas as pd
 
-        windows = read_windows(path, sequence_length=self.sequence_length, image_size=self.image_size,
-                               window_seconds=window_seconds, stride_seconds=stride_seconds)  # fmt: skip
+        windows = reader(path, sequence_length=self.sequence_length, image_size=self.image_size,
+                         window_seconds=window_seconds, stride_seconds=stride_seconds)  # fmt: skip
         rows = []
         for start in range(0, len(windows), 16):
             chunk = windows[start : start + 16]

@@ -217,16 +217,20 @@ class _lock:
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            running = current(self.path.parent)
-            name = f" ({running.id}, {', '.join(running.models)})" if running else ""
-            raise JobBusy(
-                f"a training job is already running{name}; wait for it to finish or cancel it first."
-            ) from None
-        return self.handle
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self.handle
+            except BlockingIOError:
+                running = current(self.path.parent)
+                # No live job but a held lock: a worker is still being torn down; it lets go within moments.
+                if running is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        self.handle.close()
+        name = f" ({running.id}, {', '.join(running.models)})" if running else ""
+        raise JobBusy(f"a training job is already running{name}; wait for it to finish or cancel it first.")
 
     def __exit__(self, *exc):
         self.handle.close()  # the worker keeps its own copy of the lock

@@ -7,6 +7,7 @@ training, or whose training process died, has no folder yet: it is known from it
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,9 +51,35 @@ def read_run(path: Path) -> Run:
         reason = "no metadata.json" if isinstance(error, FileNotFoundError) else f"unreadable metadata ({error})"
         return Run(path.name, path, "broken", reason=reason)
     status = metadata["status"]
-    if status == "finished" and not (path / "model.keras").is_file():
-        return Run(path.name, path, "broken", metadata["model"], metadata, reason="model.keras is missing")
+    if status == "finished":
+        problem = _model_file_problem(path / "model.keras", metadata)
+        if problem:
+            return Run(metadata["run_id"], path, "broken", metadata["model"], metadata, reason=problem)
     return Run(metadata["run_id"], path, status, metadata["model"], metadata, reason=metadata.get("reason"))
+
+
+def _model_file_problem(model_path: Path, metadata: dict) -> str | None:
+    """Why model.keras cannot serve this run, read from the archive's JSON alone (no TensorFlow, no code)."""
+    if not model_path.is_file():
+        return "model.keras is missing"
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            if "model.weights.h5" not in archive.namelist():
+                return "model.keras holds no weights"
+            config = json.loads(archive.read("config.json"))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        return "model.keras is damaged (not a Keras archive)"
+    try:
+        layers = config["config"]["layers"]
+        input_shape = layers[0]["config"]["batch_shape"][1:]
+        units = layers[-1]["config"]["units"]
+    except (KeyError, IndexError, TypeError):
+        return "model.keras has an unexpected architecture"
+    expected = [metadata["sequence_length"], metadata["image_size"], metadata["image_size"], 3]
+    if list(input_shape) != expected or units != len(metadata["classes"]):
+        return (f"model.keras takes {list(input_shape)} -> {units} classes but metadata.json says {expected} -> "
+                f"{len(metadata['classes'])}")  # fmt: skip
+    return None
 
 
 def list_runs(models_dir: str | Path) -> list[Run]:

@@ -82,6 +82,8 @@ def decode_clip(
     timeout: float = 120.0,
     max_frames: int = 2_000_000,
     seek_min_skip: int = SEEK_MIN_SKIP,
+    max_seconds: float | None = None,
+    max_pixels: int | None = None,
 ) -> Clip:
     """Like `read_clip`, but also says which source frames were used.
 
@@ -92,6 +94,8 @@ def decode_clip(
         timeout: seconds after which decoding gives up with a VideoError.
         max_frames: most frames decoded while counting a clip whose container gives no usable count.
         seek_min_skip: seek instead of decoding through when chosen frames are this far apart.
+        max_seconds: refuse clips whose container says they are longer (None: no limit).
+        max_pixels: refuse frames larger than this many pixels (None: no limit).
     """
     if sequence_length < 1 or image_size < 1:
         raise ValueError(f"sequence_length={sequence_length!r} and image_size={image_size!r} must be positive.")
@@ -99,6 +103,7 @@ def decode_clip(
     _check_file(path)
     reader = _Reader(path, image_size, deadline=time.monotonic() + timeout)
     try:
+        reader.check_limits(max_seconds, max_pixels)
         reported = reader.reported_frame_count()
         if reported is None:
             return _decode_counting(reader, sequence_length, max_frames)
@@ -188,6 +193,16 @@ class _Reader:
         if self.capture is not None:
             self.capture.release()
             self.capture = None
+
+    def check_limits(self, max_seconds: float | None, max_pixels: int | None) -> None:
+        width, height = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if max_pixels is not None and width * height > max_pixels:
+            raise VideoError(f"{self.path}: frames of {width}x{height} are too large (at most {max_pixels:,} pixels); "
+                             "scale the video down.")  # fmt: skip
+        count = self.reported_frame_count()
+        if max_seconds is not None and count and self.fps > 0 and count / self.fps > max_seconds:
+            raise VideoError(f"{self.path}: {count / self.fps:.0f} s long, over the {max_seconds:.0f} s limit; "
+                             "trim the video.")  # fmt: skip
 
     def reported_frame_count(self) -> int | None:
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -16,6 +17,11 @@ from pathlib import Path
 
 
 def main(folder: str) -> int:
+    # Keep the inherited lock out of any program this process runs (libraries fork and exec helpers):
+    # such a child outliving a killed worker would hold the lock after the job is gone.
+    lock_fd = os.environ.get("HAR_LOCK_FD")
+    if lock_fd is not None:
+        os.set_inheritable(int(lock_fd), False)
     folder = Path(folder)
     spec = json.loads((folder / "job.json").read_text())
     models_dir = folder.parent.parent

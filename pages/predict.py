@@ -1,16 +1,17 @@
 """Upload clips (or pick a sample) and see what every trained model thinks of them."""
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from har import jobs
 from har.config import Config
 from har.datasets import build_cache, find_clips, generate_demo
-from har.video import VIDEO_EXTENSIONS, VideoError, decode_clip, frame_strip
+from har.sandbox import decode_untrusted, run_isolated
+from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, read_windows
 from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for, progress_callback
 
 data_dir, models_dir = paths()
@@ -57,7 +58,7 @@ for name, data in clips:
             for predictor in predictors:
                 key = (predictor.sequence_length, predictor.image_size)
                 if key not in sampled:
-                    sampled[key] = decode_clip(path, *key)
+                    sampled[key] = decode_untrusted(path, *key)  # in a child process: uploads are untrusted
         except VideoError as error:
             st.error(str(error).replace(str(path), name))
             continue
@@ -80,7 +81,7 @@ for name, data in clips:
         seconds = first.frame_count / first.fps if first.fps else 0
         if seconds >= LONG_CLIP_SECONDS:
             predictor = predictors[-1]
-            timeline = predictor.timeline(path)
+            timeline = predictor.timeline(path, reader=partial(run_isolated, read_windows, timeout=300))
             st.markdown(f"**Activity timeline** ({MODEL_LABELS[predictor.model_name]}, 4 s windows every second)")
             long_form = timeline.melt(id_vars=["start"], value_vars=list(predictor.class_names),
                                       var_name="class", value_name="probability")  # fmt: skip

@@ -1,0 +1,81 @@
+"""Decoding untrusted files in a separate process, so that a decoder crash or hang fails one request only.
+
+FFmpeg runs inside OpenCV in-process; a malicious or broken upload could crash it (taking the server with it)
+or spin forever in one C call that no Python timeout can interrupt. Here each decode runs in a child process
+forked from a small server that already imported OpenCV (multiprocessing's forkserver), so it starts in
+milliseconds; the child is killed when its time is up, and a crash becomes a VideoError.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Callable
+
+from har.video import Clip, VideoError, decode_clip
+
+# What an upload may be: 10 minutes, 4K.
+UPLOAD_MAX_SECONDS = 600.0
+UPLOAD_MAX_PIXELS = 3840 * 2160
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(["har.video"])
+
+
+def decode_untrusted(
+    path: str | os.PathLike,
+    sequence_length: int = 20,
+    image_size: int = 64,
+    *,
+    timeout: float = 60.0,
+    max_seconds: float = UPLOAD_MAX_SECONDS,
+    max_pixels: int = UPLOAD_MAX_PIXELS,
+    decoder: Callable[..., Clip] = decode_clip,
+) -> Clip:
+    """`decode_clip` in a child process with a hard time limit and the upload size limits.
+
+    Raises:
+        VideoError: the file is unreadable, too long or too large, or the decoder crashed or hung.
+    """
+    return run_isolated(decoder, str(path), sequence_length, image_size, timeout=timeout,
+                        max_seconds=max_seconds, max_pixels=max_pixels)  # fmt: skip
+
+
+def run_isolated(function: Callable, path: str, *args, timeout: float, **kwargs):
+    """Runs `function(path, *args, timeout=timeout, **kwargs)` in a child process and returns its result.
+
+    `function` must honour `timeout` itself; the child is killed 2 s after it, in case a C call is stuck.
+    A VideoError (or any exception) in the child is raised here as a VideoError naming `path`.
+    """
+    receiver, sender = _context.Pipe(duplex=False)
+    process = _context.Process(target=_child, args=(function, (path, *args), {"timeout": timeout, **kwargs}, sender),
+                               daemon=True)  # fmt: skip
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout + 2):
+            raise VideoError(f"{path}: decoding did not finish within {timeout:.0f} s; the file was given up on.")
+        try:
+            kind, value = receiver.recv()
+        except EOFError:
+            process.join(5)
+            raise VideoError(f"{path}: the video decoder crashed on this file (exit code {process.exitcode}).") from None
+    finally:
+        receiver.close()
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+    if kind == "error":
+        raise VideoError(value)
+    return value
+
+
+def _child(function, arguments, options, sender) -> None:
+    try:
+        sender.send(("result", function(*arguments, **options)))
+    except VideoError as error:
+        sender.send(("error", str(error)))
+    except Exception as error:  # noqa: BLE001 - anything else the decoder raises is still this file's fault
+        sender.send(("error", f"{arguments[0]}: cannot be decoded ({type(error).__name__}: {error})."))
+    finally:
+        sender.close()

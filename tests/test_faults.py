@@ -1,0 +1,186 @@
+"""The fault suite: hostile files, a crashing and a hanging decoder, broken and tampered runs, kill -9 of
+training at random moments, concurrent callers. The README's fault table counts what is injected here (with
+the archive and download faults of test_archives.py and test_download.py)."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from har import jobs
+from har.config import Config
+from har.datasets import find_clips
+from har.portable import export_run, import_run
+from har.runs import list_runs
+from har.sandbox import decode_untrusted
+from har.video import VideoError
+from tests.media import indexed_frames, write_with_ffmpeg
+from tests.test_video import bad_files
+
+
+def crash(*args, **kwargs):
+    os.abort()
+
+
+def hang(*args, **kwargs):
+    while True:
+        pass
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, demo_dataset):
+    folder = tmp_path_factory.mktemp("hostile")
+    good_avi = find_clips(demo_dataset)[0].path
+    good_mp4 = write_with_ffmpeg(folder / "good.mp4", indexed_frames(30))
+    files = bad_files(folder, good_mp4, good_avi)
+    files["huge.mp4"] = write_with_ffmpeg(folder / "huge.mp4", indexed_frames(2, width=1920, height=1088))
+    files["long.mp4"] = write_with_ffmpeg(folder / "long.mp4", indexed_frames(300), fps=25)
+    files["script.avi"] = folder / "script.avi"
+    files["script.avi"].write_bytes(b"#!/bin/sh\nrm -rf /\n")
+    files["zip.mp4"] = folder / "zip.mp4"
+    with zipfile.ZipFile(files["zip.mp4"], "w") as archive:
+        archive.writestr("a.txt", "x")
+    return files
+
+
+HOSTILE = ["empty.mp4", "text.mp4", "truncated.mp4", "random.avi", "image.mp4", "header_only.avi", "script.avi",
+           "zip.mp4", "huge.mp4", "long.mp4"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_uploads_fail_one_request_with_a_message(hostile, name):
+    with pytest.raises(VideoError) as raised:
+        decode_untrusted(hostile[name], timeout=30, max_seconds=10, max_pixels=1280 * 720)
+    assert str(hostile[name]) in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("decoder, message", [(crash, "crashed"), (hang, "did not finish")])
+def test_a_crashing_or_hanging_decoder_fails_that_request_and_the_process_lives_on(hostile, decoder, message):
+    with pytest.raises(VideoError, match=message):
+        decode_untrusted(hostile["long.mp4"], timeout=1, decoder=decoder)
+    assert decode_untrusted(hostile["long.mp4"]).frames.shape == (20, 64, 64, 3)  # still serving
+
+
+def test_broken_runs_are_listed_with_their_reason_and_the_others_keep_working(trained, tmp_path):
+    run, _, _ = trained
+    for name in ("good", "corrupt", "no-metadata", "mismatched", "no-model"):
+        shutil.copytree(run, tmp_path / name)
+        metadata = json.loads((tmp_path / name / "metadata.json").read_text())
+        metadata["run_id"] = name
+        (tmp_path / name / "metadata.json").write_text(json.dumps(metadata))
+    (tmp_path / "corrupt" / "model.keras").write_bytes(os.urandom(4096))
+    (tmp_path / "no-metadata" / "metadata.json").unlink()
+    metadata = json.loads((tmp_path / "mismatched" / "metadata.json").read_text())
+    metadata["classes"] = metadata["classes"][:3]
+    (tmp_path / "mismatched" / "metadata.json").write_text(json.dumps(metadata))
+    (tmp_path / "no-model" / "model.keras").unlink()
+    runs = {run.id: run for run in list_runs(tmp_path)}
+    assert runs["good"].status == "finished"
+    assert runs["corrupt"].status == "broken" and "damaged" in runs["corrupt"].reason
+    assert runs["no-metadata"].status == "broken" and "metadata" in runs["no-metadata"].reason
+    assert runs["mismatched"].status == "broken" and "3" in runs["mismatched"].reason
+    assert runs["no-model"].status == "broken" and "missing" in runs["no-model"].reason
+    from har.inference import Predictor
+
+    assert Predictor.from_run("good", tmp_path).predict_frames(np.zeros((8, 32, 32, 3), np.uint8)).shape == (4,)
+    with pytest.raises(ValueError, match="broken"):
+        Predictor.from_run("corrupt", tmp_path)
+
+
+def test_export_and_import_move_a_run_without_loading_a_foreign_keras_file(trained, tmp_path):
+    from har.inference import Predictor
+
+    run, _, models_dir = trained
+    archive = export_run(run.name, tmp_path / "run.zip", models_dir)
+    imported = import_run(archive, tmp_path / "elsewhere")
+    assert imported.status == "finished" and imported.id == run.name
+    frames = np.random.default_rng(0).integers(0, 256, (3, 8, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(Predictor.from_run(run.name, tmp_path / "elsewhere").predict_frames(frames),
+                               Predictor.from_run(run, models_dir).predict_frames(frames), atol=1e-6)  # fmt: skip
+    with pytest.raises(FileExistsError):
+        import_run(archive, tmp_path / "elsewhere")
+
+
+def tampered(source, target, change):
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        for info in original.infolist():
+            data = original.read(info)
+            data = change(info.filename, data, copy)
+            if data is not None:
+                copy.writestr(info.filename, data)
+    return target
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda name, data, copy: copy.writestr("model.keras", b"x") or data, "exactly"),
+        (lambda name, data, copy: data.replace(b'"lrcn"', b'"evil"') if name == "metadata.json" else data, "invalid"),
+        (lambda name, data, copy: data.replace(b'"lrcn-tiny"', b'"../../x"') if name == "metadata.json" else data,
+         "invalid"),
+        (lambda name, data, copy: data.replace(b'"lrcn"', b'"convlstm"', 1) if name == "metadata.json" else data,
+         "do not fit"),
+        (lambda name, data, copy: b"{" if name == "metadata.json" else data, "not a run"),
+    ],
+)
+def test_tampered_exports_are_refused(trained, tmp_path, change, message):
+    run, _, models_dir = trained
+    archive = export_run(run.name, tmp_path / "run.zip", models_dir)
+    bad = tampered(archive, tmp_path / "bad.zip", change)
+    with pytest.raises(ValueError, match=message):
+        import_run(bad, tmp_path / "models")
+    assert not any((tmp_path / "models").glob("*")) if (tmp_path / "models").exists() else True
+
+
+def test_kill_9_at_random_moments_never_loses_a_run_or_leaves_the_lock(tiny_cache, tmp_path):
+    from har.inference import Predictor
+
+    first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8))
+    assert first.wait(300) == "finished"
+    saved = f"{first.id}-lrcn"
+    before = (tmp_path / saved / "model.keras").read_bytes()
+    chance = random.Random(27)
+    killed = 0
+    for _ in range(4):
+        job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=3, batch_size=8))
+        time.sleep(chance.uniform(0.2, 8.0))
+        if job.is_alive():
+            os.kill(job.pid(), signal.SIGKILL)
+            killed += 1
+        assert job.wait(60) in ("killed", "finished")
+        assert jobs.current(tmp_path) is None
+        runs = {run.id: run for run in list_runs(tmp_path)}
+        assert runs[saved].status == "finished"
+        assert all(run.status in ("finished", "failed") for run in runs.values()), runs
+    assert killed >= 2
+    assert (tmp_path / saved / "model.keras").read_bytes() == before
+    Predictor.from_run(saved, tmp_path)
+
+
+def test_predicting_while_a_job_trains(trained, tiny_cache, tmp_path, demo_dataset):
+    from har.inference import Predictor
+
+    run, _, models_dir = trained
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=20, batch_size=4))
+    try:
+        predictor = Predictor.from_run(run, models_dir)
+        clips = [clip.path for clip in find_clips(demo_dataset)[::32]]
+        alone = [predictor.predict_clip(path) for path in clips]
+        results = []
+        threads = [threading.Thread(target=lambda: results.append([predictor.predict_clip(p) for p in clips]))
+                   for _ in range(8)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert job.is_alive() and results == [alone] * 8
+    finally:
+        job.cancel()
+        job.wait(120)
