@@ -1,17 +1,18 @@
 """Training as a background job: start it, follow its events, cancel it, re-attach to it, resume it.
 
-A job trains one or more models, one after the other, in its own process (`python -m har.worker`), in a
-new session so that it outlives whoever started it (a browser tab, a CLI that was closed). Its folder,
+A job trains one or more models, one after the other, in its own processes (`python -m har.worker`: a
+supervisor and its trainer), in a new session so that it outlives whoever started it (a browser tab, a CLI
+that was closed). Its folder,
 `<models_dir>/.jobs/<job_id>/`, holds:
 
     job.json       what to train (cache, models, config, options)
-    pid            the worker's process id
+    pid            the supervisor's process id (trainer.pid: the trainer's)
     events.jsonl   one JSON event per line, appended as training goes
     cancel         present once a cancel was asked for
     backup/        Keras BackupAndRestore state, so an interrupted job can resume
 
 One job trains at a time per models dir. The lock is an `flock` on `<models_dir>/.train.lock` that the
-worker holds for its whole life: the kernel releases it when the process ends however it ends, `kill -9`
+supervisor holds for its whole life: the kernel releases it when the process ends however it ends, `kill -9`
 included, so a crashed job never leaves the lock stuck.
 """
 
@@ -104,6 +105,20 @@ class Job:
         for model in self.models:
             if model not in done:
                 return model
+        return None
+
+    def outcome(self, model: str) -> tuple[str, str | None] | None:
+        """(status, reason) of one model of this job as its events tell it; None if it has not started."""
+        for event in reversed(self.events()):
+            if event.get("model") == model and event["event"] in TERMINAL_EVENTS:
+                return event["event"], event.get("reason")
+        if self.current_model() != model:
+            return None
+        state = self.state()
+        if state == "running":
+            return "running", None
+        if state in ("failed", "killed"):
+            return "failed", self.failure() or "the training process stopped unexpectedly"
         return None
 
     def failure(self) -> str | None:

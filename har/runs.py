@@ -95,14 +95,9 @@ def list_runs(models_dir: str | Path) -> list[Run]:
     }
     for job in jobs.list_jobs(models_dir):
         for run_id, model in job.run_ids().items():
-            if run_id in saved:
-                continue
-            state = job.state()
-            if state == "running" and job.current_model() == model:
-                saved[run_id] = Run(run_id, None, "running", model)
-            elif state in ("failed", "killed") and job.current_model() == model:
-                reason = job.failure() or "the training process stopped unexpectedly"
-                saved[run_id] = Run(run_id, None, "failed", model, reason=reason)
+            outcome = None if run_id in saved else job.outcome(model)
+            if outcome:
+                saved[run_id] = Run(run_id, None, outcome[0], model, reason=outcome[1])
     return sorted(saved.values(), key=lambda run: run.id, reverse=True)
 
 

@@ -1,8 +1,12 @@
-"""The training job's process: `python -m har.worker JOB_FOLDER` (started by `har.jobs`, not by hand).
+"""The training job's processes: `python -m har.worker JOB_FOLDER` (started by `har.jobs`, not by hand).
 
-It inherits the models dir's training lock and holds it until it exits. Each event goes to the job's
-events.jsonl as one line, written and flushed at once, so followers see it immediately and a kill loses
-at most the line being written.
+Two processes: a small supervisor, which inherits the models dir's training lock and holds it until it exits,
+and the trainer it starts. When the trainer dies from a signal (the kernel's out-of-memory killer sends
+SIGKILL to the largest process, which is the trainer), the supervisor is still there to record why; the
+trainer in turn is killed with its supervisor, so a job never trains without holding the lock.
+
+Each event goes to the job's events.jsonl as one line, written and flushed at once, so followers see it
+immediately and a kill loses at most the line being written.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -17,19 +23,52 @@ from pathlib import Path
 
 
 def main(folder: str) -> int:
-    # Keep the inherited lock out of any program this process runs (libraries fork and exec helpers):
-    # such a child outliving a killed worker would hold the lock after the job is gone.
-    lock_fd = os.environ.get("HAR_LOCK_FD")
-    if lock_fd is not None:
-        os.set_inheritable(int(lock_fd), False)
     folder = Path(folder)
-    spec = json.loads((folder / "job.json").read_text())
-    models_dir = folder.parent.parent
+    if os.environ.get("HAR_TRAINER") == "1":
+        return train(folder)
+    return supervise(folder)
+
+
+def _emitter(folder: Path):
     events = open(folder / "events.jsonl", "a")
 
     def emit(event: dict) -> None:
         events.write(json.dumps({"time": time.time(), **event}) + "\n")
         events.flush()
+
+    return emit
+
+
+def supervise(folder: Path) -> int:
+    """Holds the lock, runs the trainer, and records a trainer killed by a signal as a failed run."""
+    # Keep the inherited lock out of every program started from here (the trainer included, and whatever
+    # libraries fork and exec): such a child outliving this process would hold the lock after the job ended.
+    os.set_inheritable(int(os.environ["HAR_LOCK_FD"]), False)
+    trainer = subprocess.Popen([sys.executable, "-m", "har.worker", str(folder)],
+                               env={**os.environ, "HAR_TRAINER": "1", "HAR_SUPERVISOR": str(os.getpid())})  # fmt: skip
+    (folder / "trainer.pid").write_text(str(trainer.pid))
+    code = trainer.wait()
+    if code < 0:
+        from har.jobs import Job
+
+        name = signal.Signals(-code).name
+        reason = f"the training process was killed by {name}"
+        if -code == signal.SIGKILL:
+            reason += "; if nobody killed it, the machine ran out of memory: lower the batch size or the classes"
+        model = Job(folder).current_model()
+        event = {"event": "failed", "reason": reason}
+        if model:
+            event.update(model=model, run=f"{folder.name}-{model}")
+        _emitter(folder)(event)
+    return code
+
+
+def train(folder: Path) -> int:
+    """Trains the job's models one after the other; dies with its supervisor."""
+    _die_with_parent()
+    spec = json.loads((folder / "job.json").read_text())
+    models_dir = folder.parent.parent
+    emit = _emitter(folder)
 
     cancel = folder / "cancel"
     try:
@@ -58,6 +97,16 @@ def main(folder: str) -> int:
         logging.error("training job failed:\n%s", traceback.format_exc())
         emit({"event": "job_failed", "reason": f"{type(error).__name__}: {error}".splitlines()[0]})
         return 1
+
+
+def _die_with_parent() -> None:
+    """Asks Linux to SIGKILL this process when its parent (the supervisor, holder of the lock) dies."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if str(os.getppid()) != os.environ.get("HAR_SUPERVISOR"):  # it died before the request took effect
+        os._exit(1)
 
 
 def _finished(run: Path) -> bool:

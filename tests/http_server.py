@@ -53,12 +53,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # clients that hang up (on purpose, in these tests) are not news
+
+
 class LocalServer:
     """`with LocalServer(Behaviour(...)) as server: server.url`"""
 
     def __init__(self, behaviour: Behaviour):
         self.behaviour = behaviour
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), _Handler)
         self.httpd.behaviour = behaviour
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/UCF50.rar"
 

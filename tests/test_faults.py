@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,6 +163,38 @@ def test_kill_9_at_random_moments_never_loses_a_run_or_leaves_the_lock(tiny_cach
     assert killed >= 2
     assert (tmp_path / saved / "model.keras").read_bytes() == before
     Predictor.from_run(saved, tmp_path)
+
+
+def test_a_trainer_killed_like_the_oom_killer_does_fails_its_run_with_a_message(tiny_cache, tmp_path):
+    """The kernel's out-of-memory killer sends SIGKILL to the biggest process: the trainer, not the server."""
+    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4))
+    wait_for_event(job, "batch")
+    os.kill(int((job.folder / "trainer.pid").read_text()), signal.SIGKILL)
+    assert job.wait(60) == "failed"
+    assert "SIGKILL" in job.failure() and "out of memory" in job.failure()
+    (run,) = [run for run in list_runs(tmp_path) if run.model == "convlstm"]
+    assert run.status == "failed" and "out of memory" in run.reason
+    assert jobs.current(tmp_path) is None
+    jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8)).wait(300)  # lock is free
+
+
+def test_killing_the_supervisor_takes_the_trainer_with_it(tiny_cache, tmp_path):
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, batch_size=4))
+    wait_for_event(job, "batch")
+    trainer = int((job.folder / "trainer.pid").read_text())
+    os.kill(job.pid(), signal.SIGKILL)
+    assert job.wait(30) == "killed"
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{trainer}").exists() and open(f"/proc/{trainer}/stat").read().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the trainer outlived its supervisor"
+        time.sleep(0.1)
+
+
+def wait_for_event(job, kind, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not any(event["event"] == kind for event in job.events()):
+        assert job.is_alive() and time.monotonic() < deadline, job.events()
+        time.sleep(0.1)
 
 
 def test_predicting_while_a_job_trains(trained, tiny_cache, tmp_path, demo_dataset):
