@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from har import config as config_module
+from har.jobs import JobBusy
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, OSError)
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("har: interrupted", file=sys.stderr)
         return 130
-    except USER_ERRORS + (_job_busy(),) as error:
+    except USER_ERRORS + (JobBusy,) as error:
         message = str(error) if not isinstance(error, OSError) or not error.filename else _os_message(error)
         print(f"har: error: {message}", file=sys.stderr)
         return 2
@@ -59,12 +60,6 @@ def _import_keras_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def _job_busy():
-    from har.jobs import JobBusy
-
-    return JobBusy
 
 
 def _os_message(error: OSError) -> str:

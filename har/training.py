@@ -11,6 +11,7 @@ a run folder either holds everything or does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -190,7 +191,7 @@ def train_run(
     split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
                        validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
     strategy = distribution_strategy(distribute)
-    with strategy.scope() if strategy else _nothing():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(model_name, num_classes=len(config.classes), sequence_length=config.sequence_length,
                             image_size=config.image_size)  # fmt: skip
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -264,14 +265,6 @@ def train_run(
     record({"event": "finished", "test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
             "training_seconds": metadata["training_seconds"]})  # fmt: skip
     return _save_run(models_dir, run_id, model, metadata, events)
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _failure_reason(error: Exception) -> str:
