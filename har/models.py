@@ -63,3 +63,46 @@ def layer_table(model: keras.Model) -> list[tuple[str, tuple, int]]:
     return [
         (type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params()) for layer in model.layers
     ]
+
+
+class _FusedConvLSTM2D(layers.Layer):
+    """Prediction-only twin of a trained ConvLSTM2D(return_sequences=True): same weights, same outputs.
+
+    Keras' cell runs eight small convolutions per time step (input and recurrent, one per gate). Here the input
+    convolution runs once for all frames together, and each step does one recurrent convolution for all four
+    gates, which is what makes single-clip ConvLSTM prediction fast on a CPU.
+    """
+
+    def __init__(self, source: layers.ConvLSTM2D, **kwargs):
+        super().__init__(name=f"{source.name}_fused", **kwargs)
+        self.source = source
+
+    def call(self, inputs):
+        cell = self.source.cell
+        steps, height, width, channels = inputs.shape[1:]
+        frames = keras.ops.reshape(inputs, (-1, height, width, channels))
+        gates_from_input = keras.ops.conv(frames, cell.kernel, padding=cell.padding) + cell.bias
+        gates_from_input = keras.ops.reshape(gates_from_input, (-1, steps, *gates_from_input.shape[1:]))
+        units = gates_from_input.shape[-1] // 4
+        hidden = keras.ops.zeros_like(gates_from_input[:, 0, ..., :units])
+        carry, outputs = hidden, []
+        for step in range(steps):
+            gates = gates_from_input[:, step] + keras.ops.conv(hidden, cell.recurrent_kernel, padding="same")
+            input_gate, forget_gate, candidate, output_gate = keras.ops.split(gates, 4, axis=-1)
+            carry = (cell.recurrent_activation(forget_gate) * carry
+                     + cell.recurrent_activation(input_gate) * cell.activation(candidate))  # fmt: skip
+            hidden = cell.recurrent_activation(output_gate) * cell.activation(carry)
+            outputs.append(hidden)
+        return keras.ops.stack(outputs, axis=1)
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The same network for prediction only, sharing `model`'s weights, with ConvLSTM2D layers fused."""
+    if not any(isinstance(layer, layers.ConvLSTM2D) for layer in model.layers):
+        return model
+    inputs = keras.Input(model.input_shape[1:])
+    outputs = inputs
+    for layer in model.layers:
+        fusable = isinstance(layer, layers.ConvLSTM2D) and layer.return_sequences and layer.data_format == "channels_last"
+        outputs = _FusedConvLSTM2D(layer)(outputs) if fusable else layer(outputs)
+    return keras.Model(inputs, outputs, name=f"{model.name}_inference")

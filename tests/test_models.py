@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from har.models import build_model, layer_table
+from har.models import build_model, inference_model, layer_table
 from har.report import REPORT_LAYERS, REPORT_RESULTS
 
 
@@ -35,3 +35,14 @@ def test_outputs_are_probabilities(name):
     model = build_model(name, sequence_length=4, image_size=32)
     probabilities = np.asarray(model(np.random.default_rng(0).random((2, 4, 32, 32, 3), dtype=np.float32)))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["convlstm", "lrcn"])
+def test_the_inference_model_gives_the_same_outputs_with_the_same_weights(name):
+    model = build_model(name, sequence_length=6, image_size=32)
+    fast = inference_model(model)
+    frames = np.random.default_rng(27).random((3, 6, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(fast.predict_on_batch(frames), model.predict_on_batch(frames), atol=1e-6)
+    assert fast.count_params() == model.count_params()
+    model.layers[-1].kernel.assign(model.layers[-1].kernel * 2)  # weights are shared, not copied
+    np.testing.assert_allclose(fast.predict_on_batch(frames), model.predict_on_batch(frames), atol=1e-6)
