@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from har import _decode_worker
 from har.datasets import layout
-from har.video import VideoError, decode_clip
 
 log = logging.getLogger(__name__)
 
@@ -203,11 +203,12 @@ def _decode_all(clips, staging: Path, sequence_length: int, image_size: int, wor
     real_frames = np.zeros(len(clips), dtype=np.int64)
     skipped = {}
     jobs = [(i, str(clip.path), sequence_length, image_size) for i, clip in enumerate(clips)]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(clips)))
+    # Each worker holds one clip and OpenCV (~70 MB); 8 of them keep a full UCF50 build well under 2 GB.
+    workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(clips)))
     # Spawned, not forked: the caller may be a process with TensorFlow's threads running.
     context = multiprocessing.get_context("spawn")
-    with open(staging / "frames.npy", "r+b") as sink, context.Pool(workers, initializer=_init_worker) as pool:
-        for done, (i, data, real, reason) in enumerate(pool.imap_unordered(_decode_one, jobs, chunksize=2), 1):
+    with open(staging / "frames.npy", "r+b") as sink, context.Pool(workers, initializer=_decode_worker.setup) as pool:
+        for done, (i, data, real, reason) in enumerate(pool.imap_unordered(_decode_worker.decode, jobs, chunksize=2), 1):
             if data is None:
                 skipped[i] = reason
             else:
@@ -218,21 +219,6 @@ def _decode_all(clips, staging: Path, sequence_length: int, image_size: int, wor
                 progress(done, len(clips))
     np.save(staging / "real_frames.npy", real_frames)
     return skipped
-
-
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already
-
-
-def _decode_one(job) -> tuple[int, bytes | None, int, str | None]:
-    i, path, sequence_length, image_size = job
-    try:
-        clip = decode_clip(path, sequence_length, image_size)
-    except VideoError as error:
-        return i, None, 0, str(error)
-    return i, clip.frames.tobytes(), clip.real_frames, None
 
 
 def _compact(frames_path: Path, kept: list[int]) -> None:
