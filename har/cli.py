@@ -410,11 +410,11 @@ def _compare(args) -> int:
 
 
 def _selected_runs(models_dir, chosen: list[str] | None):
-    from har.runs import find_run, latest_finished
+    from har.runs import find_run, latest_runs
 
     if chosen:
         return [find_run(models_dir, run) for run in chosen]
-    runs = [run for run in (latest_finished(models_dir, name) for name in config_module.MODEL_NAMES) if run]
+    runs = latest_runs(models_dir)
     if not runs:
         raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
     return runs
@@ -425,11 +425,15 @@ def _predict(args) -> int:
     from har.video import decode_clip
 
     models_dir = config_module.models_dir(args.models_dir)
-    decode_clip(args.clip)  # a bad file fails here, before any model loads
-    results = []
+    # A bad file fails here, before any run is looked up or loaded; runs sharing the default preprocessing
+    # reuse these frames.
+    results, sampled = [], {(20, 64): decode_clip(args.clip, 20, 64).frames}
     for run in _selected_runs(models_dir, args.run):
         predictor = Predictor.from_run(run, models_dir)
-        probabilities = predictor.predict_clip(args.clip)
+        key = (predictor.sequence_length, predictor.image_size)
+        if key not in sampled:  # runs with the same preprocessing share one decode
+            sampled[key] = decode_clip(args.clip, *key).frames
+        probabilities = predictor.as_dict(predictor.predict_frames(sampled[key]))
         results.append({"run_id": predictor.run_id, "model": predictor.model_name,
                         "label": next(iter(probabilities)), "probabilities": probabilities})  # fmt: skip
     if args.json:
@@ -449,9 +453,10 @@ def _timeline(args) -> int:
     if args.run:
         run = args.run
     else:
-        from har.runs import latest_finished
+        from har.runs import latest_runs
 
-        run = latest_finished(models_dir, "lrcn") or latest_finished(models_dir, "convlstm")
+        runs = {run.model: run for run in latest_runs(models_dir)}
+        run = runs.get("lrcn") or runs.get("convlstm")
         if run is None:
             raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
     predictor = Predictor.from_run(run, models_dir)

@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
 
 from har import config as config_module
-from har.config import MODEL_NAMES, Config
+from har.config import Config
 from har.datasets import load_cache, make_split
 from har.report import REPORT_RESULTS
-from har.runs import Run, find_run, latest_finished
+from har.runs import Run, find_run, latest_runs
 
 
 def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None, *, latency_repeats: int = 10) -> dict:
@@ -79,7 +79,7 @@ def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None 
     if runs:
         chosen = [find_run(models_dir, run) for run in runs]
     else:
-        chosen = [run for run in (latest_finished(models_dir, name) for name in MODEL_NAMES) if run]
+        chosen = latest_runs(models_dir)
     if not chosen:
         raise FileNotFoundError(f"{models_dir}: no finished runs to compare; train with `har train` first.")
     rows = []

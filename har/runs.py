@@ -114,7 +114,15 @@ def find_run(models_dir: str | Path, run: str | Path) -> Run:
 
 
 def latest_finished(models_dir: str | Path, model: str) -> Run | None:
-    for run in list_runs(models_dir):
-        if run.model == model and run.status == "finished":
-            return run
-    return None
+    return next((run for run in latest_runs(models_dir) if run.model == model), None)
+
+
+def latest_runs(models_dir: str | Path) -> list[Run]:
+    """The newest finished run of each model, in the order of MODEL_NAMES (one listing of the models dir)."""
+    from har.config import MODEL_NAMES
+
+    newest = {}
+    for run in list_runs(models_dir):  # newest first
+        if run.status == "finished":
+            newest.setdefault(run.model, run)
+    return [newest[name] for name in MODEL_NAMES if name in newest]

@@ -39,10 +39,9 @@ def predictor_for(run, models_dir: Path):
 
 def finished_runs(models_dir: Path) -> list:
     """The latest finished run of each model."""
-    from har.config import MODEL_NAMES
-    from har.runs import latest_finished
+    from har.runs import latest_runs
 
-    return [run for run in (latest_finished(models_dir, name) for name in MODEL_NAMES) if run]
+    return latest_runs(models_dir)
 
 
 MODEL_LABELS = {"convlstm": "ConvLSTM", "lrcn": "LRCN"}
