@@ -321,7 +321,9 @@ def _follow(job) -> int:
                       f"{event['train_clips']} train / {event['validation_clips']} validation / {event['test_clips']} test clips")  # fmt: skip
             elif kind == "batch":
                 if bar is None:
-                    bar = tqdm(total=event["steps"], desc=f"{event['model']} epoch {event['epoch']}", leave=False)
+                    # No rate or ETA: events arrive in bursts, so tqdm's clock would show nonsense like 500000 it/s.
+                    bar = tqdm(total=event["steps"], desc=f"{event['model']} epoch {event['epoch']}", leave=False,
+                               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps{postfix}")  # fmt: skip
                 bar.n = event["step"]
                 bar.set_postfix(loss=f"{event['loss']:.3f}", accuracy=f"{event['accuracy']:.3f}", refresh=True)
             elif kind == "epoch":

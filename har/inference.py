@@ -34,9 +34,9 @@ class Predictor:
                 f"run {self.run_id}: the model takes {model.input_shape} -> {model.output_shape} but its metadata "
                 f"says {expected} -> {len(self.class_names)} classes; the run is broken."
             )
-        from har.models import inference_model
+        from har.models import fast_model
 
-        self._network = inference_model(model)  # same weights and outputs, faster ConvLSTM steps
+        self._network = fast_model(model)  # same weights and outputs, without Keras' per-frame and per-gate calls
         self.predict_frames(np.zeros((self.sequence_length, self.image_size, self.image_size, 3), np.uint8))
 
     @classmethod

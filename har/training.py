@@ -28,7 +28,7 @@ import numpy as np
 from har import __version__
 from har.config import Config
 from har.datasets import FrameCache, load_cache, make_split
-from har.models import build_model
+from har.models import build_model, fast_model
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,6 @@ def configure_devices() -> str:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        try:
-            # The recurrent layers run many small ops per time step; letting independent ones run side by side
-            # is worth ~1.25x for the ConvLSTM on a 2-core CPU (benchmarks/training_and_inference.py).
-            tf.config.threading.set_inter_op_parallelism_threads(max(4, 2 * (os.cpu_count() or 1)))
-        except RuntimeError:
-            pass  # TensorFlow already started in this process: keep its settings
         gpus = tf.config.list_physical_devices("GPU")
         for gpu in gpus:
             try:
@@ -137,6 +131,19 @@ def configure_devices() -> str:
     return backend
 
 
+def has_gpu() -> bool:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    return False
+
+
 def distribution_strategy(name: str | None):
     """None, or a tf.distribute strategy: "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG hosts)."""
     if not name:
@@ -150,6 +157,37 @@ def distribution_strategy(name: str | None):
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"--distribute {name!r}: choose mirrored or multiworker.")
+
+
+class _MultiWorkerModel(keras.Model):
+    """Works around two places where Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy.
+
+    1. Before training, Keras builds the model from the first batch averaged with `strategy.reduce`, which this
+       strategy cannot do for an (x, y) pair ("Attempt to convert a value (PerReplica...)"). The build only
+       needs shapes, so it gets this worker's local part of the batch instead.
+    2. After each step, Keras averages the logs across workers with `strategy.reduce("MEAN", value, axis=0)`,
+       which fails for the scalar loss and accuracy ("Invalid reduction dimension 0"). Steps return them with
+       shape (1,), which that reduction turns back into scalars.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                distributed_batch = next(batches)
+                break
+            local = self.distribute_strategy.experimental_local_results
+            data_batch = keras.tree.map_structure(lambda value: local(value)[0], distributed_batch)
+        return super()._maybe_symbolic_build(data_batch=data_batch)
+
+    def train_step(self, data):
+        return _with_a_batch_axis(super().train_step(data))
+
+    def test_step(self, data):
+        return _with_a_batch_axis(super().test_step(data))
+
+
+def _with_a_batch_axis(logs: dict) -> dict:
+    return {name: keras.ops.reshape(value, (1,)) if len(value.shape) == 0 else value for name, value in logs.items()}
 
 
 def train_run(
@@ -185,17 +223,24 @@ def train_run(
 
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     device = configure_devices()
+    if mixed_precision:
+        if not has_gpu():
+            # TensorFlow's CPU kernels lack float16 for some layers (MaxPool3D) and would be slower anyway.
+            raise ValueError("--mixed-precision: float16 training needs a GPU and there is none here; "
+                             "train without --mixed-precision.")  # fmt: skip
+        keras.mixed_precision.set_global_policy("mixed_float16")
     split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
                        validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
     strategy = distribution_strategy(distribute)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(model_name, num_classes=len(config.classes), sequence_length=config.sequence_length,
                             image_size=config.image_size)  # fmt: skip
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                      loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        network = fast_model(model)  # trains `model`'s weights; `model` is what gets saved
+        if distribute == "multiworker":
+            network = _MultiWorkerModel(network.inputs, network.outputs, name=network.name)
+        network.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                        loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
     train = FrameBatches(cache, split.train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
     validation = FrameBatches(cache, split.validation, batch_size=config.batch_size, shuffle=False, seed=config.seed)
     progress = ProgressEvents(record, epochs=config.epochs, should_cancel=should_cancel)
@@ -214,7 +259,7 @@ def train_run(
     history = {}
     try:
         try:
-            fit = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
+            fit = network.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
         except (OSError, ValueError, KeyError) as error:
             if not (backup_dir and progress.epoch == 0 and Path(backup_dir).exists()):
                 raise
@@ -222,7 +267,7 @@ def train_run(
             log.warning("discarding the unreadable backup in %s (%s)", backup_dir, error)
             shutil.rmtree(backup_dir)
             record({"event": "backup_discarded", "reason": _failure_reason(error)})
-            fit = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
+            fit = network.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
         history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     except Exception as error:  # noqa: BLE001 - any failure inside Keras ends the run with its reason
         progress.failure = _failure_reason(error)
@@ -242,6 +287,7 @@ def train_run(
         "device": device,
         "distribute": distribute,
         "replicas": replicas,
+        "worker": _worker_role(strategy),
         "mixed_precision": mixed_precision,
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -255,7 +301,7 @@ def train_run(
         record({"event": "early_stop", "epoch": early_stopping.stopped_epoch + 1,
                 "best_epoch": int(np.argmin(history["val_loss"])) + 1})  # fmt: skip
     test = FrameBatches(cache, split.test, batch_size=max(config.batch_size, 16), shuffle=False, seed=config.seed)
-    test_loss, test_accuracy = model.evaluate(test, verbose=0)
+    test_loss, test_accuracy = network.evaluate(test, verbose=0)
     metadata.update(
         status="finished",
         test={"loss": float(test_loss), "accuracy": float(test_accuracy)},
@@ -264,7 +310,17 @@ def train_run(
     )
     record({"event": "finished", "test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
             "training_seconds": metadata["training_seconds"]})  # fmt: skip
+    # Saved compiled, with the optimizer state it was trained with (the twin's variables are `model`'s).
+    model.compile(optimizer=network.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     return _save_run(models_dir, run_id, model, metadata, events)
+
+
+def _worker_role(strategy) -> dict | None:
+    """Which worker of a multi-worker run this is; every worker saves its own copy of the (identical) model."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return None
+    return {"index": int(resolver.task_id), "chief": bool(strategy.extended.should_checkpoint)}
 
 
 def _failure_reason(error: Exception) -> str:

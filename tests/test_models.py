@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from har.models import build_model, inference_model, layer_table
+from har.models import build_model, fast_model, layer_table
 from har.report import REPORT_LAYERS, REPORT_RESULTS
 
 
@@ -38,11 +38,51 @@ def test_outputs_are_probabilities(name):
 
 
 @pytest.mark.parametrize("name", ["convlstm", "lrcn"])
-def test_the_inference_model_gives_the_same_outputs_with_the_same_weights(name):
+def test_the_fast_model_gives_the_same_outputs_with_the_same_weights(name):
     model = build_model(name, sequence_length=6, image_size=32)
-    fast = inference_model(model)
+    fast = fast_model(model)
     frames = np.random.default_rng(27).random((3, 6, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(fast.predict_on_batch(frames), model.predict_on_batch(frames), atol=1e-6)
     assert fast.count_params() == model.count_params()
     model.layers[-1].kernel.assign(model.layers[-1].kernel * 2)  # weights are shared, not copied
     np.testing.assert_allclose(fast.predict_on_batch(frames), model.predict_on_batch(frames), atol=1e-6)
+
+
+def test_the_fast_convlstm_trains_like_keras_with_the_same_recurrent_dropout_masks():
+    import keras
+    import tensorflow as tf
+
+    from har.models import _FusedConvLSTM2D
+
+    keras.utils.set_random_seed(27)
+    source = keras.layers.ConvLSTM2D(3, (3, 3), activation="tanh", recurrent_dropout=0.2, return_sequences=True)
+    source(keras.Input((5, 12, 12, 2)))
+    fused = _FusedConvLSTM2D(source)
+    rng = np.random.default_rng(27)
+    masks = [tf.constant((rng.random((2, 10, 10, 3)) > 0.2) / 0.8, tf.float32) for _ in range(4)]
+    source.cell.get_recurrent_dropout_mask = lambda hidden: masks  # the masks Keras would draw, made known
+    drawn = iter(masks)
+    fused.recurrent_dropout_mask = lambda hidden: next(drawn)
+    frames = tf.constant(rng.random((2, 5, 12, 12, 2)), tf.float32)
+
+    def outputs_and_gradients(layer):
+        with tf.GradientTape() as tape:
+            outputs = layer(frames, training=True)
+            loss = tf.reduce_sum(outputs * tf.range(1.0, 4.0))
+        return outputs, tape.gradient(loss, source.trainable_variables)
+
+    keras_outputs, keras_gradients = outputs_and_gradients(source)
+    fused_outputs, fused_gradients = outputs_and_gradients(fused)
+    np.testing.assert_allclose(fused_outputs, keras_outputs, atol=1e-5)
+    assert not np.allclose(keras_outputs, source(frames, training=False), atol=1e-3)  # the masks did something
+    for fused_gradient, keras_gradient in zip(fused_gradients, keras_gradients, strict=True):
+        np.testing.assert_allclose(fused_gradient, keras_gradient, rtol=1e-4, atol=1e-4)
+
+
+def test_the_fast_model_draws_fresh_recurrent_dropout_masks_in_training():
+    model = build_model("convlstm", sequence_length=4, image_size=32)
+    fast = fast_model(model)
+    frames = np.random.default_rng(27).random((2, 4, 32, 32, 3), dtype=np.float32)
+    first, second = (np.asarray(fast(frames, training=True)) for _ in range(2))
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(fast(frames, training=False), model(frames, training=False), atol=1e-6)

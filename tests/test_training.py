@@ -187,3 +187,52 @@ def test_mirrored_strategy_trains_on_two_logical_cpu_devices(tiny_cache, tmp_pat
         """
     )
     assert out.split("\n")[0] == "finished 2 mirrored"
+
+
+def test_multiworker_strategy_trains_two_local_workers_in_step(tiny_cache, tmp_path):
+    """Two worker processes on 127.0.0.1 (TF_CONFIG), as two hosts would run them: same weights at the end."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from har.config import Config
+        from har.training import train_run
+        run = train_run({str(tiny_cache)!r}, "lrcn", sys.argv[1], config=Config(epochs=1, batch_size=8),
+                        run_id="worker-" + sys.argv[2], distribute="multiworker")
+        meta = json.loads((run / "metadata.json").read_text())
+        print(meta["status"], meta["replicas"], meta["distribute"], meta["worker"])
+        """
+    )
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / f"models-{index}"), str(index)], text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+        ))  # fmt: skip
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    assert outputs[0][0].strip().splitlines()[-1] == "finished 2 multiworker {'index': 0, 'chief': True}"
+    assert outputs[1][0].strip().splitlines()[-1] == "finished 2 multiworker {'index': 1, 'chief': False}"
+    import keras
+
+    first, second = (keras.saving.load_model(tmp_path / f"models-{i}" / f"worker-{i}" / "model.keras") for i in range(2))
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixed_precision_without_a_gpu_is_refused_with_a_message(tiny_cache, tmp_path):
+    from har.training import has_gpu, train_run
+
+    if has_gpu():
+        pytest.skip("this machine has a GPU, where float16 training is allowed")
+    with pytest.raises(ValueError, match="--mixed-precision: float16 training needs a GPU"):
+        train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=1), run_id="mixed", mixed_precision=True)
+    assert not any(tmp_path.iterdir())  # nothing half-made
