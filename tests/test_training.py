@@ -236,3 +236,27 @@ def test_mixed_precision_without_a_gpu_is_refused_with_a_message(tiny_cache, tmp
     with pytest.raises(ValueError, match="--mixed-precision: float16 training needs a GPU"):
         train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=1), run_id="mixed", mixed_precision=True)
     assert not any(tmp_path.iterdir())  # nothing half-made
+
+
+def test_the_same_seed_trains_the_same_model_twice(tiny_cache, tmp_path):
+    """Seed 27 fixes the split, the initial weights, the shuffling and every dropout mask."""
+    code = f"""
+        import json, sys
+        import numpy as np
+        from har.config import Config
+        from har.training import train_run
+        run = train_run({str(tiny_cache)!r}, "convlstm", sys.argv[1], config=Config(epochs=2, batch_size=8), run_id="seeded")
+        print(json.dumps(json.loads((run / "metadata.json").read_text())["history"]))
+        """
+    histories = []
+    for attempt in range(2):
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / str(attempt))],
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        histories.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert histories[0] == histories[1]
+    import keras
+
+    first, second = (keras.saving.load_model(tmp_path / str(i) / "seeded" / "model.keras") for i in range(2))
+    for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
