@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     if not hasattr(args, "handler"):
-        parser.print_help()
+        getattr(args, "show_help", parser.print_help)()
         return 2
     try:
         if args.handler in (_evaluate, _compare, _predict, _timeline, _export, _import):
@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     commands = parser.add_subparsers(title="commands", parser_class=_Parser)
 
-    data = commands.add_parser("data", help="get datasets and build frame caches").add_subparsers(
-        title="data commands", parser_class=_Parser
-    )
+    data_parser = commands.add_parser("data", help="get datasets and build frame caches")
+    data_parser.set_defaults(show_help=data_parser.print_help)  # `har data` alone lists the data commands
+    data = data_parser.add_subparsers(title="data commands", parser_class=_Parser)
 
     demo = data.add_parser("demo", help="generate the built-in synthetic demo dataset (no internet needed)")
     demo.add_argument("--out", help="dataset folder (default: DATA_DIR/demo)")

@@ -74,3 +74,9 @@ def test_a_folder_without_class_folders_is_explained(tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = har("data", "build", "--source", "empty", cwd=tmp_path)
     assert_user_error(code, err, "holds no class folders")
+
+
+@pytest.mark.parametrize("args, expected", [([], "usage: har [-h]"), (["data"], "usage: har data [-h] {demo,ucf50,build,info}")])
+def test_a_command_without_its_subcommand_shows_its_own_help(tmp_path, args, expected):
+    code, out, err = har(*args, cwd=tmp_path)
+    assert code == 2 and out.startswith(expected) and "Traceback" not in err
