@@ -31,18 +31,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TRAIN_REPORT = """
-import json, time
+import json
 import numpy as np, keras
 from har.datasets import load_cache, report_split
 from har.models import build_model
-
-class EpochSeconds(keras.callbacks.Callback):
-    seconds = []
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
-
+from benchmarks.epoch_time import EpochSeconds
 cache = load_cache(CACHE)
 keras.utils.set_random_seed(27)
 split = report_split(len(cache))
@@ -51,19 +44,17 @@ x = cache.frames[train].astype("float32") / 255  # the report's float32 arrays
 y = keras.utils.to_categorical(cache.labels[train], len(cache.class_names))
 model = build_model(MODEL)
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-model.fit(x, y, batch_size=4, epochs=1 + EPOCHS, shuffle=True, validation_split=0.2, verbose=0,
-          callbacks=[EpochSeconds()])
+timer = EpochSeconds()
+model.fit(x, y, batch_size=4, epochs=1 + EPOCHS, shuffle=True, validation_split=0.2, verbose=0, callbacks=[timer])
 # The first epoch traces the graphs; the others are timed.
-print(json.dumps({"epoch_seconds": EpochSeconds.seconds[1:], "train_clips": len(split.train)}))
+print(json.dumps({"epoch_seconds": timer.seconds[1:], "train_clips": len(split.train)}))
 """
 
 # har's own trainer, as `har train` runs it; epoch seconds come from its progress events.
 TRAIN_HAR = """
 import json, tempfile
 from har.config import Config
-from har.datasets import load_cache, report_split
 from har.training import train_run
-cache = load_cache(CACHE)
 events = []
 with tempfile.TemporaryDirectory() as models_dir:
     train_run(CACHE, MODEL, models_dir, config=Config(epochs=1 + EPOCHS), run_id="benchmark", emit=events.append)
