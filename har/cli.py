@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--patience", type=int, default=defaults.patience)
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--seed", type=int, default=defaults.seed, help=f"default: {defaults.seed}")
+    train.add_argument("--seeds", help="comma-separated seeds, one run per seed and model, e.g. 27,28,29 "
+                       "(shows how much of a result is luck)")  # fmt: skip
     train.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     train.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
     train.add_argument("--distribute", choices=("mirrored", "multiworker"), help="train on several GPUs or hosts")
@@ -291,9 +293,11 @@ def _train(args) -> int:
             hint = "build one with `har data build`" if args.data else "run `har data demo` and `har data build` first"
             raise FileNotFoundError(f"{data}: no frame cache there; {hint}, or pass --data.")
         models = list(config_module.MODEL_NAMES) if args.model == "both" else [args.model]
-        job = jobs.start(data, models, models_dir, config=config, distribute=args.distribute,
+        job = jobs.start(data, models, models_dir, config=config, seeds=_seeds(args.seeds), distribute=args.distribute,
                          mixed_precision=args.mixed_precision)  # fmt: skip
-    print(f"training job {job.id} started ({', '.join(job.models)}); models dir: {models_dir}")
+    seeds = f"; seeds {', '.join(map(str, job.seeds))}" if len(job.seeds) > 1 else ""
+    print(f"training job {job.id} {'resumed' if args.resume else 'started'} ({', '.join(job.models)}{seeds}); "
+          f"models dir: {models_dir}")  # fmt: skip
     if args.detach:
         return 0
     try:
@@ -306,23 +310,39 @@ def _train(args) -> int:
         return 130
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: give comma-separated whole numbers, e.g. 27,28,29.") from None
+    if not seeds:
+        raise ValueError(f"--seeds {text!r}: give comma-separated whole numbers, e.g. 27,28,29.")
+    return seeds
+
+
 def _follow(job) -> int:
-    """Shows a job's events as progress bars until it ends; exit status 0 only if every model finished."""
+    """Shows a job's latest attempt as progress bars until it ends; exit status 0 only if every run finished."""
     from tqdm import tqdm
 
-    seen, bar = 0, None
+    events = job.events()
+    seen = max((index for index, event in enumerate(events) if event["event"] == "attempt"), default=0)
+    bar = None
     while True:
         alive = job.is_alive()
         for event in job.events(seen):
             seen += 1
             kind = event["event"]
+            name = f"{event.get('model')}" + (f" seed {event['seed']}" if len(job.seeds) > 1 else "")
             if kind == "started":
-                print(f"{event['model']}: {event['parameters']:,} parameters on {event['device']}, "
-                      f"{event['train_clips']} train / {event['validation_clips']} validation / {event['test_clips']} test clips")  # fmt: skip
+                resumed = f", resuming after epoch {event['resumed_after']}" if event.get("resumed_after") else ""
+                print(f"{name}: {event['parameters']:,} parameters on {event['device']}, {event['train_clips']} train / "
+                      f"{event['validation_clips']} validation / {event['test_clips']} test clips{resumed}")  # fmt: skip
             elif kind == "batch":
                 if bar is None:
                     # No rate or ETA: events arrive in bursts, so tqdm's clock would show nonsense like 500000 it/s.
-                    bar = tqdm(total=event["steps"], desc=f"{event['model']} epoch {event['epoch']}", leave=False,
+                    bar = tqdm(total=event["steps"], desc=f"{name} epoch {event['epoch']}", leave=False,
                                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps{postfix}")  # fmt: skip
                 bar.n = event["step"]
                 bar.set_postfix(loss=f"{event['loss']:.3f}", accuracy=f"{event['accuracy']:.3f}", refresh=True)
@@ -330,18 +350,20 @@ def _follow(job) -> int:
                 if bar is not None:
                     bar.close()
                     bar = None
-                print(f"{event['model']} epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f} "
+                print(f"{name} epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f} "
                       f"accuracy {event['accuracy']:.4f} val_loss {event.get('val_loss', float('nan')):.4f} "
                       f"val_accuracy {event.get('val_accuracy', float('nan')):.4f} ({event['seconds']:.1f} s)")  # fmt: skip
             elif kind == "early_stop":
-                print(f"{event['model']}: early stop at epoch {event['epoch']}, best epoch {event['best_epoch']}")
+                print(f"{name}: early stop at epoch {event['epoch']}, best epoch {event['best_epoch']}")
             elif kind == "finished":
-                print(f"{event['model']}: test accuracy {event['test_accuracy']:.4f}, loss {event['test_loss']:.4f} "
+                print(f"{name}: test accuracy {event['test_accuracy']:.4f}, loss {event['test_loss']:.4f} "
                       f"-> run {event['run']}")  # fmt: skip
+                if event.get("at_chance"):
+                    print(f"har: warning: {name}: {event['at_chance_reason']}", file=sys.stderr)
             elif kind in ("failed", "job_failed"):
                 print(f"har: error: training failed: {event.get('reason')}", file=sys.stderr)
             elif kind == "cancelled":
-                print(f"{event.get('model', 'job')}: cancelled", file=sys.stderr)
+                print(f"{name if event.get('model') else 'job'}: cancelled", file=sys.stderr)
         if not alive:
             break
         time.sleep(0.3)
@@ -364,13 +386,15 @@ def _runs(args) -> int:
     if not runs:
         print("no runs yet; train with `har train`")
         return 0
-    print(f"{'run':<34} {'model':<9} {'status':<10} {'split':<7} {'epochs':>6} {'test acc':>8} {'test loss':>9}")
+    print(f"{'run':<40} {'model':<9} {'status':<10} {'split':<7} {'seed':>5} {'epochs':>6} {'test acc':>8} {'test loss':>9}")
     for run in runs:
         accuracy = f"{run['test_accuracy']:.4f}" if run["test_accuracy"] is not None else "-"
         loss = f"{run['test_loss']:.4f}" if run["test_loss"] is not None else "-"
-        print(f"{run['id']:<34} {run['model'] or '?':<9} {run['status']:<10} {run['split'] or '-':<7} "
+        note = run["reason"] or ("AT CHANCE: see `har evaluate`" if run["at_chance"] else "")
+        print(f"{run['id']:<40} {run['model'] or '?':<9} {run['status']:<10} {run['split'] or '-':<7} "
+              f"{run['seed'] if run['seed'] is not None else '-':>5} "
               f"{run['epochs_run'] if run['epochs_run'] is not None else '-':>6} {accuracy:>8} {loss:>9}"
-              + (f"  ({run['reason']})" if run["reason"] else ""))  # fmt: skip
+              + (f"  ({note})" if note else ""))  # fmt: skip
     return 0
 
 
@@ -383,6 +407,8 @@ def _evaluate(args) -> int:
         return 0
     print(f"{result['run_id']} ({result['model']}, {result['split']} split, {result['test_clips']} test clips)")
     print(f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  latency {result['latency_ms']:.1f} ms/clip")
+    if result["at_chance"]:
+        print(f"warning: {result['at_chance_reason']}")
     print(f"{'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'clips':>6}")
     for name, values in result["per_class"].items():
         print(f"{name:<24} {values['precision']:>9.3f} {values['recall']:>7.3f} {values['f1']:>6.3f} {values['support']:>6}")
@@ -399,15 +425,25 @@ def _compare(args) -> int:
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
-    print(f"{'':<22} {'test acc':>8} {'loss':>7} {'params':>8} {'epochs':>6} {'train s':>8} {'ms/clip':>8}  split")
+    print(f"{'':<22} {'test acc':>8} {'loss':>7} {'params':>8} {'epochs':>6} {'train s':>8} {'ms/clip':>8}  split   seed  run")
     for row in table["runs"]:
         print(f"{row['model'] + ' (this run)':<22} {row['accuracy']:>8.4f} {row['loss']:>7.4f} {row['parameters']:>8,} "
-              f"{row['epochs_run']:>6} {row['training_seconds']:>8.1f} {row['latency_ms']:>8.1f}  {row['split']}")  # fmt: skip
+              f"{row['epochs_run']:>6} {row['training_seconds']:>8.1f} {row['latency_ms']:>8.1f}  {row['split']:<7} "
+              f"{row['seed'] if row['seed'] is not None else '-':>4}  {row['run_id']}" + ("  AT CHANCE" if row["at_chance"] else ""))  # fmt: skip
     for name, numbers in table["report"].items():
         print(f"{name + ' (report)':<22} {numbers['accuracy']:>8.4f} {numbers['loss']:>7.4f} {numbers['parameters']:>8,}"
               f" {'-':>6} {'-':>8} {'-':>8}  report")  # fmt: skip
+    for group in table["groups"]:
+        spread = f" +- {group['accuracy_sd']:.4f}" if group["accuracy_sd"] is not None else ""
+        print(f"{group['model']} on the {group['split']} split: accuracy {group['accuracy_mean']:.4f}{spread} over "
+              f"{group['n']} seed{'s' if group['n'] != 1 else ''} ({', '.join(map(str, group['seeds']))})")  # fmt: skip
+    for difference in table["differences"]:
+        print(difference["verdict"])
     for row in table["runs"]:
-        print(f"per-class F1, {row['model']}: " + ", ".join(f"{k} {v:.3f}" for k, v in row["f1"].items()))
+        print(f"per-class F1, {row['model']} ({row['run_id']}): " + ", ".join(f"{k} {v:.3f}" for k, v in row["f1"].items()))
+    for row in table["runs"]:
+        if row["at_chance"]:
+            print(f"warning: {row['run_id']}: {row['at_chance_reason']}")
     return 0
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
 
+from har import chance
 from har import config as config_module
-from har.config import Config
+from har.config import MODEL_NAMES, Config
 from har.datasets import load_cache, make_split
 from har.report import REPORT_RESULTS
-from har.runs import Run, find_run, latest_runs
+from har.runs import Run, find_run, latest_study
 
 
 def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None, *, latency_repeats: int = 10) -> dict:
@@ -52,12 +53,18 @@ def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None 
         start = time.perf_counter()
         predictor.predict_frames(cache.frames[split.test[i % len(split.test)]])
         latencies.append(time.perf_counter() - start)
+    accuracy = float(accuracy_score(truth, predicted))
+    verdict = chance.judge(test_accuracy=accuracy, test_clips=len(split.test), num_classes=len(predictor.class_names),
+                           val_losses=(metadata.get("history") or {}).get("val_loss", []))  # fmt: skip
     result = {
         "run_id": run.id,
         "model": run.model,
         "split": config.split,
+        "seed": config.seed,
         "test_clips": len(split.test),
-        "accuracy": float(accuracy_score(truth, predicted)),
+        "accuracy": accuracy,
+        "at_chance": verdict is not None,
+        "at_chance_reason": verdict,
         "loss": float(log_loss(truth, probabilities, labels=labels)),
         "classes": list(predictor.class_names),
         "per_class": {
@@ -74,31 +81,103 @@ def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None 
 
 
 def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:
-    """The comparison table: one row per run (default: the latest finished run of each model) and the report's."""
+    """The comparison: one row per run, the runs grouped by (model, split), and the report's numbers.
+
+    By default the runs are the newest finished run of each model and the other runs of the job that made it
+    (its other seeds). `groups` holds each (model, split) with the mean and standard deviation of test accuracy
+    over its seeds; `differences` says, per split, whether the LRCN - ConvLSTM difference is larger than the
+    seed-to-seed spread.
+    """
     models_dir = config_module.models_dir(models_dir)
-    if runs:
-        chosen = [find_run(models_dir, run) for run in runs]
-    else:
-        chosen = latest_runs(models_dir)
+    chosen = [find_run(models_dir, run) for run in runs] if runs else latest_study(models_dir)
     if not chosen:
         raise FileNotFoundError(f"{models_dir}: no finished runs to compare; train with `har train` first.")
     rows = []
     for run in chosen:
         evaluation = _cached_evaluation(run) or evaluate(run, models_dir)
+        verdict = run.at_chance()
         rows.append({
             "run_id": run.id,
             "model": run.model,
             "split": evaluation["split"],
+            "seed": run.seed,
             "accuracy": evaluation["accuracy"],
             "loss": evaluation["loss"],
             "parameters": run.metadata.get("parameters"),
             "epochs_run": run.metadata.get("epochs_run"),
+            "best_epoch": run.metadata.get("best_epoch"),
             "training_seconds": run.metadata.get("training_seconds"),
             "latency_ms": evaluation["latency_ms"],
+            "at_chance": verdict is not None,
+            "at_chance_reason": verdict,
             "f1": {name: values["f1"] for name, values in evaluation["per_class"].items()},
             "classes": len(evaluation["classes"]),
         })  # fmt: skip
-    return {"runs": rows, "report": REPORT_RESULTS}
+    groups = seed_groups(rows)
+    return {"runs": rows, "groups": groups, "differences": differences(groups), "report": REPORT_RESULTS}
+
+
+def seed_groups(rows: list[dict]) -> list[dict]:
+    """The rows grouped by (model, split): n, seeds, accuracy mean and sd (None for one seed), loss mean."""
+    keyed: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        keyed.setdefault((row["model"], row["split"]), []).append(row)
+    groups = []
+    for (model, split), members in sorted(keyed.items(), key=lambda item: (MODEL_NAMES.index(item[0][0]), item[0][1])):
+        accuracies = [row["accuracy"] for row in members]
+        groups.append({
+            "model": model,
+            "split": split,
+            "n": len(members),
+            "seeds": [row["seed"] for row in members],
+            "accuracies": accuracies,
+            "accuracy_mean": float(np.mean(accuracies)),
+            "accuracy_sd": float(np.std(accuracies, ddof=1)) if len(members) > 1 else None,
+            "loss_mean": float(np.mean([row["loss"] for row in members])),
+            "at_chance": sum(row["at_chance"] for row in members),
+            "runs": [row["run_id"] for row in members],
+        })  # fmt: skip
+    return groups
+
+
+def differences(groups: list[dict], *, draws: int = 10_000, seed: int = 27) -> list[dict]:
+    """Per split with both models: LRCN minus ConvLSTM mean accuracy and a bootstrap interval over seeds.
+
+    Each draw resamples each model's seeds with replacement and takes the difference of the means; the 95%
+    interval of those differences excludes 0 only when the gap is larger than what reseeding moves. With a
+    single seed on either side there is no spread to compare with, so no verdict.
+    """
+    by_key = {(group["model"], group["split"]): group for group in groups}
+    rng = np.random.default_rng(seed)
+    results = []
+    for split in dict.fromkeys(group["split"] for group in groups):
+        convlstm, lrcn = by_key.get(("convlstm", split)), by_key.get(("lrcn", split))
+        if not (convlstm and lrcn):
+            continue
+        difference = lrcn["accuracy_mean"] - convlstm["accuracy_mean"]
+        result = {"split": split, "lrcn_minus_convlstm": difference, "interval_95": None, "beyond_seed_spread": None}
+        if min(convlstm["n"], lrcn["n"]) >= 2:
+            a, b = np.asarray(lrcn["accuracies"]), np.asarray(convlstm["accuracies"])
+            boot = (rng.choice(a, (draws, len(a))).mean(axis=1) - rng.choice(b, (draws, len(b))).mean(axis=1))
+            low, high = np.percentile(boot, [2.5, 97.5])
+            result.update(interval_95=[float(low), float(high)], beyond_seed_spread=bool(low > 0 or high < 0))
+        result["verdict"] = _verdict(result, convlstm["n"], lrcn["n"])
+        results.append(result)
+    return results
+
+
+def _verdict(result: dict, convlstm_seeds: int, lrcn_seeds: int) -> str:
+    leader = "LRCN" if result["lrcn_minus_convlstm"] > 0 else "ConvLSTM"
+    gap = abs(result["lrcn_minus_convlstm"])
+    if result["beyond_seed_spread"] is None:
+        return (f"{leader} ahead by {gap:.1%} on the {result['split']} split, from one seed on at least one side: "
+                "train several seeds (har train --seeds 27,28,29) to tell the difference from luck.")  # fmt: skip
+    low, high = result["interval_95"]
+    if result["beyond_seed_spread"]:
+        return (f"{leader} ahead by {gap:.1%} on the {result['split']} split, more than reseeding moves it "
+                f"(95% interval of LRCN - ConvLSTM over {convlstm_seeds} and {lrcn_seeds} seeds: {low:+.1%} to {high:+.1%}).")  # fmt: skip
+    return (f"The {gap:.1%} gap on the {result['split']} split is within the seed-to-seed spread (95% interval "
+            f"of LRCN - ConvLSTM: {low:+.1%} to {high:+.1%}): these runs can't say which model is better.")
 
 
 def _cached_evaluation(run: Run) -> dict | None:

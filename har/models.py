@@ -70,6 +70,9 @@ class _FramesTogether(layers.Layer):
 
     Keras 3's TimeDistributed calls its layer once per time step, so a batch of 4 clips of 20 frames runs 20
     convolutions of 4 frames each, forwards and backwards; one convolution of 80 frames is ~5x faster to train.
+    A layer that draws random numbers (Dropout) is still called once per step in training, so that it draws
+    exactly what TimeDistributed makes it draw: one mask of one step's shape per step, in time order, from its
+    own seed generator. That keeps a run on this twin the same run as `model.fit` on the plain model.
     """
 
     def __init__(self, source: layers.TimeDistributed, **kwargs):
@@ -77,8 +80,11 @@ class _FramesTogether(layers.Layer):
         self.source = source
 
     def call(self, inputs, training=None):
+        layer = self.source.layer
+        if training and getattr(layer, "seed_generator", None) is not None:
+            return keras.ops.stack([layer(step, training=True) for step in keras.ops.unstack(inputs, axis=1)], axis=1)
         steps = inputs.shape[1]
-        outputs = self.source.layer(keras.ops.reshape(inputs, (-1, *inputs.shape[2:])), training=training)
+        outputs = layer(keras.ops.reshape(inputs, (-1, *inputs.shape[2:])), training=training)
         return keras.ops.reshape(outputs, (-1, steps, *outputs.shape[1:]))
 
 
@@ -91,12 +97,16 @@ class _FusedConvLSTM2D(layers.Layer):
     for the whole sequence, as Keras draws them), so the four masked copies go side by side through one
     block-diagonal convolution: more multiply-adds than four small convolutions, but faster at these few
     channels than four ops and their gradients.
+
+    The masks come from the cell's own seed generator, drawn as Keras' RNN layer draws them: four, of the
+    state's shape, before the loop of every call, in inference too (`RNN._maybe_config_dropout_masks`). So
+    validation passes advance the generator here as they do in `model.fit`, and a run on this twin draws the
+    same masks as the plain model's run from the same seed.
     """
 
     def __init__(self, source: layers.ConvLSTM2D, **kwargs):
         super().__init__(name=f"{source.name}_fused", **kwargs)
         self.source = source
-        self.seed_generator = keras.random.SeedGenerator()
 
     def call(self, inputs, training=None):
         cell, ops = self.source.cell, keras.ops
@@ -120,9 +130,10 @@ class _FusedConvLSTM2D(layers.Layer):
 
     def _recurrent_convolution(self, hidden, training):
         cell, ops = self.source.cell, keras.ops
-        if not (training and cell.recurrent_dropout > 0):
+        masks = self.recurrent_dropout_masks(hidden) if cell.recurrent_dropout > 0 else None
+        if not training or masks is None:
             return lambda state: ops.conv(state, cell.recurrent_kernel, padding="same")
-        masks = ops.concatenate([self.recurrent_dropout_mask(hidden) for _ in range(4)], axis=-1)
+        masks = ops.concatenate(masks, axis=-1)
         per_gate = ops.split(cell.recurrent_kernel, 4, axis=-1)
         zeros = ops.zeros_like(per_gate[0])
         block_diagonal = ops.concatenate(
@@ -131,18 +142,21 @@ class _FusedConvLSTM2D(layers.Layer):
         )  # fmt: skip
         return lambda state: ops.conv(ops.tile(state, (1, 1, 1, 4)) * masks, block_diagonal, padding="same")
 
-    def recurrent_dropout_mask(self, hidden):
-        """One gate's mask, drawn as Keras' DropoutRNNCell draws it: kept units scaled by 1 / (1 - rate)."""
-        return keras.random.dropout(keras.ops.ones_like(hidden), self.source.cell.recurrent_dropout,
-                                    seed=self.seed_generator)  # fmt: skip
+    def recurrent_dropout_masks(self, hidden) -> list:
+        """The four gates' masks (input, forget, candidate, output), as Keras' DropoutRNNCell draws them."""
+        cell = self.source.cell
+        ones = keras.ops.ones_like(hidden)
+        return [keras.random.dropout(ones, cell.recurrent_dropout, seed=cell.seed_generator) for _ in range(4)]
 
 
 def fast_model(model: keras.Model) -> keras.Model:
     """The same network, sharing `model`'s weights, laid out to train and predict faster.
 
     TimeDistributed layers run over all frames at once and ConvLSTM2D layers are fused (see the two twins
-    above). Outputs equal `model`'s and training draws the same dropout, so fitting this twin trains `model`,
-    which is what gets saved: its layer table stays the report's.
+    above). Outputs equal `model`'s, and the twin draws the same dropout masks from the same seed generators in
+    the same order as the plain model does, in training and in validation, so fitting this twin is the run that
+    `model.fit` on `model` would be, to float rounding (tests/test_models.py checks it step by step). It trains
+    `model`'s weights, and `model` is what gets saved: its layer table stays the report's.
     """
     inputs = keras.Input(model.input_shape[1:])
     outputs = inputs

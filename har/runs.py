@@ -11,6 +11,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from har import chance
+
 METADATA_KEYS = ("run_id", "model", "status", "classes", "sequence_length", "image_size")
 
 
@@ -23,17 +25,38 @@ class Run:
     metadata: dict = field(default_factory=dict)
     reason: str | None = None  # why a run failed or is broken
 
+    @property
+    def seed(self) -> int | None:
+        return self.metadata.get("seed", (self.metadata.get("config") or {}).get("seed"))
+
+    def at_chance(self) -> str | None:
+        """Why a finished run is no better than guessing (`har.chance`), or None."""
+        if self.status != "finished":
+            return None
+        if "at_chance" in self.metadata:
+            return self.metadata.get("at_chance_reason") if self.metadata["at_chance"] else None
+        test, split = self.metadata.get("test") or {}, self.metadata.get("split") or {}
+        return chance.judge(test_accuracy=test.get("accuracy", 0.0), test_clips=split.get("test", 0),
+                            num_classes=len(self.metadata["classes"]),
+                            val_losses=(self.metadata.get("history") or {}).get("val_loss", []))  # fmt: skip
+
     def summary(self) -> dict:
         test = self.metadata.get("test") or {}
+        verdict = self.at_chance()
         return {
             "id": self.id,
             "model": self.model,
             "status": self.status,
+            "job": self.metadata.get("job"),
+            "seed": self.seed,
             "split": (self.metadata.get("split") or {}).get("name"),
             "classes": len(self.metadata.get("classes") or []) or None,
             "epochs_run": self.metadata.get("epochs_run"),
+            "best_epoch": self.metadata.get("best_epoch"),
             "test_accuracy": test.get("accuracy"),
             "test_loss": test.get("loss"),
+            "at_chance": verdict is not None if self.status == "finished" else None,
+            "at_chance_reason": verdict,
             "training_seconds": self.metadata.get("training_seconds"),
             "reason": self.reason,
             "path": str(self.path) if self.path else None,
@@ -94,10 +117,13 @@ def list_runs(models_dir: str | Path) -> list[Run]:
         for run in (read_run(path) for path in models_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
     }
     for job in jobs.list_jobs(models_dir):
-        for run_id, model in job.run_ids().items():
-            outcome = None if run_id in saved else job.outcome(model)
-            if outcome:
-                saved[run_id] = Run(run_id, None, outcome[0], model, reason=outcome[1])
+        for planned, status, reason in job.run_statuses():
+            # A saved folder tells how a run ended, unless its job is training it again right now.
+            if planned.id not in saved or status == "running":
+                earlier = saved.get(planned.id)
+                saved[planned.id] = Run(planned.id, earlier.path if earlier else None, status, planned.model,
+                                        earlier.metadata if earlier else {"seed": planned.seed, "job": job.id},
+                                        reason=reason)  # fmt: skip
     return sorted(saved.values(), key=lambda run: run.id, reverse=True)
 
 
@@ -113,10 +139,6 @@ def find_run(models_dir: str | Path, run: str | Path) -> Run:
     return read_run(path)
 
 
-def latest_finished(models_dir: str | Path, model: str) -> Run | None:
-    return next((run for run in latest_runs(models_dir) if run.model == model), None)
-
-
 def latest_runs(models_dir: str | Path) -> list[Run]:
     """The newest finished run of each model, in the order of MODEL_NAMES (one listing of the models dir)."""
     from har.config import MODEL_NAMES
@@ -126,3 +148,17 @@ def latest_runs(models_dir: str | Path) -> list[Run]:
         if run.status == "finished":
             newest.setdefault(run.model, run)
     return [newest[name] for name in MODEL_NAMES if name in newest]
+
+
+def latest_study(models_dir: str | Path) -> list[Run]:
+    """What `har compare` shows by default: the newest finished run of each model, and beside it every other
+    finished run of the job that made it (its other seeds, and splits where a pipeline trained several)."""
+    from har.config import MODEL_NAMES
+
+    runs = [run for run in list_runs(models_dir) if run.status == "finished" and run.model in MODEL_NAMES]
+    newest = {}
+    for run in runs:  # newest first
+        newest.setdefault(run.model, run)
+    jobs = {run.metadata.get("job") for run in newest.values()} - {None}
+    chosen = [run for run in runs if run is newest[run.model] or run.metadata.get("job") in jobs]
+    return sorted(chosen, key=lambda run: (MODEL_NAMES.index(run.model), run.id))

@@ -25,7 +25,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from har import __version__
+from har import __version__, chance
 from har.config import Config
 from har.datasets import FrameCache, load_cache, make_split
 from har.models import build_model, fast_model
@@ -40,14 +40,15 @@ SMALL_CPU_CORES = 4  # up to this many cores (a free Hugging Face Space has 2), 
 class FrameBatches(keras.utils.PyDataset):
     """(frames, one-hot labels) batches from a frame cache: float32 in [0, 1], (B, T, H, W, 3).
 
-    Shuffled anew each epoch from `seed` when `shuffle` is set, so a run is reproducible.
+    Shuffled anew each epoch from `seed` when `shuffle` is set, so a run is reproducible; `shuffles` counts the
+    orders drawn, which is all a resumed run needs to continue the same sequence (`replay_shuffles`).
     """
 
     def __init__(self, cache: FrameCache, indices: np.ndarray, *, batch_size: int, shuffle: bool, seed: int):
         super().__init__()
         self.cache, self.indices, self.batch_size, self.shuffle = cache, np.asarray(indices), batch_size, shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(self.indices) if shuffle else self.indices
+        self.seed = seed
+        self.replay_shuffles(1)
         self.num_classes = len(cache.class_names)
 
     def __len__(self) -> int:
@@ -62,6 +63,16 @@ class FrameBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.shuffle:
             self.order = self.rng.permutation(self.indices)
+            self.shuffles += 1
+
+    def replay_shuffles(self, count: int) -> None:
+        """Puts the shuffling where it was after `count` orders had been drawn (the first at creation)."""
+        self.rng = np.random.default_rng(self.seed)
+        self.order, self.shuffles = self.indices, 0
+        if self.shuffle:
+            for _ in range(count):
+                self.order = self.rng.permutation(self.indices)
+                self.shuffles += 1
 
 
 class ProgressEvents(keras.callbacks.Callback):
@@ -106,6 +117,109 @@ class ProgressEvents(keras.callbacks.Callback):
     def _stop(self, reason: str):
         self.failure = reason
         self.model.stop_training = True
+
+
+class TrainingState(keras.callbacks.Callback):
+    """The run's whole story across interruptions: its history, and what resuming it needs.
+
+    It keeps the history of every finished epoch (a resumed run's history starts at epoch 1, not where the
+    resume began). With a `folder`, after each finished epoch it also saves everything the rest of the run
+    depends on: weights with the optimizer's state, the dropout seed generators, early stopping's best value,
+    waiting count and best weights, and how many shuffles the training batches have drawn. A run resumed from
+    it continues exactly as the uninterrupted run would have, and stops where that one would.
+
+    Each epoch's state is written to `<folder>/epoch-NNNN.partial/`, flushed and renamed to `epoch-NNNN/`, so
+    a kill at any moment leaves the previous complete state; the two newest are kept. Put this callback after
+    EarlyStopping, whose state it records and restores.
+    """
+
+    def __init__(self, folder: str | Path | None, *, early_stopping: keras.callbacks.EarlyStopping,
+                 batches: FrameBatches, interrupted: Callable[[], bool] = lambda: False):  # fmt: skip
+        super().__init__()
+        self.folder = Path(folder) if folder else None
+        self.early_stopping, self.batches, self.interrupted = early_stopping, batches, interrupted
+        self.history: dict[str, list[float]] = {}
+        self.saved = self._newest_saved()
+        self.epoch = self.saved[1]["epoch"] if self.saved else 0
+
+    @property
+    def complete(self) -> bool:
+        """The saved state is that of a run that already ended (early stopping, or the last epoch)."""
+        return bool(self.saved and self.saved[1]["complete"])
+
+    def restore(self, network: keras.Model) -> None:
+        """Loads the saved weights, optimizer and seed states into `network` (call before `fit`)."""
+        if not self.saved:
+            return
+        path, state = self.saved
+        if network.optimizer is not None and not network.optimizer.built:
+            network.optimizer.build(network.trainable_variables)
+        network.load_weights(path / "weights.weights.h5")
+        seeds = np.load(path / "seeds.npz")
+        for index, variable in enumerate(_seed_states(network)):
+            variable.assign(seeds[f"seed_{index}"])
+        self.history = state["history"]
+        self.batches.replay_shuffles(state["shuffles"] - 1)  # fit() draws the next order as it starts
+
+    def on_train_begin(self, logs=None):
+        if not self.saved:
+            return
+        path, state = self.saved
+        stopping = self.early_stopping
+        stopping.wait, stopping.best, stopping.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        stopping.stopped_epoch = state["stopped_epoch"]
+        if (path / "best.npz").is_file():
+            best = np.load(path / "best.npz")
+            stopping.best_weights = [best[f"w_{index}"] for index in range(len(best.files))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.interrupted():
+            return  # a cancelled or failed epoch is not part of the story
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.epoch = epoch + 1
+        if self.folder is not None:
+            complete = bool(self.model.stop_training) or self.epoch >= self.params["epochs"]
+            self._save(complete)
+
+    def _save(self, complete: bool) -> None:
+        stopping = self.early_stopping
+        final = self.folder / f"epoch-{self.epoch:04d}"
+        partial = self.folder / f"epoch-{self.epoch:04d}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        self.model.save_weights(partial / "weights.weights.h5")
+        np.savez(partial / "seeds.npz", **{f"seed_{i}": np.asarray(v) for i, v in enumerate(_seed_states(self.model))})
+        if stopping.best_weights is not None:
+            np.savez(partial / "best.npz", **{f"w_{i}": w for i, w in enumerate(stopping.best_weights)})
+        state = {"epoch": self.epoch, "complete": complete, "history": self.history, "wait": stopping.wait,
+                 "best": None if stopping.best is None else float(stopping.best), "best_epoch": stopping.best_epoch,
+                 "stopped_epoch": stopping.stopped_epoch, "shuffles": self.batches.shuffles}  # fmt: skip
+        (partial / "state.json").write_text(json.dumps(state))
+        _fsync_tree(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        for older in sorted(self.folder.glob("epoch-*"))[:-2]:
+            shutil.rmtree(older, ignore_errors=True)
+
+    def _newest_saved(self) -> tuple[Path, dict] | None:
+        """The newest complete saved state, skipping any that cannot be read."""
+        if self.folder is None or not self.folder.is_dir():
+            return None
+        for path in sorted((p for p in self.folder.glob("epoch-*") if not p.name.endswith(".partial")), reverse=True):
+            try:
+                state = json.loads((path / "state.json").read_text())
+                if (path / "weights.weights.h5").is_file() and (path / "seeds.npz").is_file():
+                    return path, state
+            except (OSError, ValueError):
+                pass
+            log.warning("skipping the unreadable training state %s", path)
+        return None
+
+
+def _seed_states(network: keras.Model) -> list:
+    """The state variables of every seed generator (dropout masks) in the network, in a fixed order."""
+    return [variable for variable in network.variables if "seed_generator_state" in variable.path]
 
 
 def configure_devices() -> str:
@@ -207,17 +321,21 @@ def train_run(
     *,
     config: Config | None = None,
     run_id: str,
+    job_id: str | None = None,
     emit: Emit = lambda event: None,
     should_cancel: Callable[[], bool] = lambda: False,
     backup_dir: str | Path | None = None,
     distribute: str | None = None,
     mixed_precision: bool = False,
+    twin: bool = True,
 ) -> Path:
     """Trains `model_name` on the cache and saves the run; returns the run folder.
 
     The run's classes, sequence length and image size come from the cache; everything else from `config`.
     A cancelled or failed run is saved too, with its events and reason but no model. With `backup_dir`, an
-    interrupted run resumes from its last finished epoch (Keras' BackupAndRestore).
+    interrupted run resumes from its last finished epoch and goes on as if it had never stopped
+    (`TrainingState`). `twin=False` fits the plain Keras model, the report's way: the same run, slower
+    (benchmarks/training_fidelity.py compares the two).
     """
     cache = load_cache(cache_path)
     config = (config or Config()).replace(
@@ -227,7 +345,7 @@ def train_run(
     events: list[dict] = []
 
     def record(event: dict) -> None:
-        event = {"run": run_id, "model": model_name, "time": time.time(), **event}
+        event = {"run": run_id, "model": model_name, "seed": config.seed, "time": time.time(), **event}
         events.append(event)
         emit(event)
 
@@ -246,7 +364,7 @@ def train_run(
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(model_name, num_classes=len(config.classes), sequence_length=config.sequence_length,
                             image_size=config.image_size)  # fmt: skip
-        network = fast_model(model)  # trains `model`'s weights; `model` is what gets saved
+        network = fast_model(model) if twin else model  # the twin trains `model`'s weights; `model` is saved
         if distribute == "multiworker":
             network = _MultiWorkerModel(network.inputs, network.outputs, name=network.name)
         network.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -256,34 +374,36 @@ def train_run(
     progress = ProgressEvents(record, epochs=config.epochs, should_cancel=should_cancel)
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                    restore_best_weights=True)  # fmt: skip
-    callbacks = [early_stopping, progress]
-    if backup_dir:
-        # First in the list, so an epoch's backup is on disk before its event is; the double checkpoint keeps
-        # the previous one for when a kill lands in the middle of writing.
-        backup = keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True, double_checkpoint=True)
-        callbacks.insert(0, backup)
+    # Early stopping first (the state records what it decided), then the state (an epoch's state is on disk
+    # before its event is), then the events.
+    state = TrainingState(backup_dir, early_stopping=early_stopping, batches=train,
+                          interrupted=lambda: progress.cancelled or progress.failure is not None)  # fmt: skip
     replicas = strategy.num_replicas_in_sync if strategy else 1
     record({"event": "started", "epochs": config.epochs, "steps": len(train), "device": device, "replicas": replicas,
-            "parameters": model.count_params(), "train_clips": len(split.train),
+            "parameters": model.count_params(), "train_clips": len(split.train), "resumed_after": state.epoch,
             "validation_clips": len(split.validation), "test_clips": len(split.test)})  # fmt: skip
-    history = {}
     try:
-        try:
-            fit = network.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
-        except (OSError, ValueError, KeyError) as error:
-            if not (backup_dir and progress.epoch == 0 and Path(backup_dir).exists()):
-                raise
-            # The backup could not be restored (cut short by a kill): start this model afresh.
-            log.warning("discarding the unreadable backup in %s (%s)", backup_dir, error)
-            shutil.rmtree(backup_dir)
-            record({"event": "backup_discarded", "reason": _failure_reason(error)})
-            fit = network.fit(train, validation_data=validation, epochs=config.epochs, callbacks=callbacks, verbose=0)
-        history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+        state.restore(network)
+        if state.complete:
+            # Killed after its last epoch was saved: nothing left to train but the best weights to put back.
+            if early_stopping.restore_best_weights and (state.saved[0] / "best.npz").is_file():
+                state.on_train_begin()
+                network.set_weights(early_stopping.best_weights)
+        else:
+            # shuffle=False: FrameBatches shuffles from the seed itself; Keras would also reorder its batches with
+            # Python's global `random`, which a resumed process could not replay.
+            network.fit(train, validation_data=validation, epochs=config.epochs, initial_epoch=state.epoch,
+                        callbacks=[early_stopping, state, progress], shuffle=False, verbose=0)  # fmt: skip
     except Exception as error:  # noqa: BLE001 - any failure inside Keras ends the run with its reason
         progress.failure = _failure_reason(error)
+    history = state.history
+    epochs_run = len(history.get("loss", []))
+    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else None
     metadata = {
         "run_id": run_id,
+        "job": job_id,
         "model": model_name,
+        "seed": config.seed,
         "config": config.to_dict(),
         "classes": list(config.classes),
         "sequence_length": config.sequence_length,
@@ -292,8 +412,10 @@ def train_run(
                   "test": len(split.test)},  # fmt: skip
         "dataset": {"cache": str(Path(cache_path).resolve()), "fingerprint": cache.fingerprint, "clips": len(cache)},
         "parameters": model.count_params(),
+        "network": "twin" if twin else "plain",
         "history": history,
-        "epochs_run": len(history.get("loss", [])),
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
         "device": device,
         "distribute": distribute,
         "replicas": replicas,
@@ -304,25 +426,31 @@ def train_run(
     }
     if progress.failure or progress.cancelled:
         status = "failed" if progress.failure else "cancelled"
-        record({"event": status, **({"reason": progress.failure} if progress.failure else {})})
+        record({"event": status, "epochs_run": epochs_run, **({"reason": progress.failure} if progress.failure else {})})
         metadata.update(status=status, reason=progress.failure, training_seconds=round(time.monotonic() - started, 2))
         return _save_run(models_dir, run_id, None, metadata, events)
     if early_stopping.stopped_epoch > 0:
-        record({"event": "early_stop", "epoch": early_stopping.stopped_epoch + 1,
-                "best_epoch": int(np.argmin(history["val_loss"])) + 1})  # fmt: skip
+        record({"event": "early_stop", "epoch": early_stopping.stopped_epoch + 1, "best_epoch": best_epoch})
     test = FrameBatches(cache, split.test, batch_size=max(config.batch_size, 16), shuffle=False, seed=config.seed)
     test_loss, test_accuracy = network.evaluate(test, verbose=0)
+    verdict = chance.judge(test_accuracy=float(test_accuracy), test_clips=len(split.test),
+                           num_classes=len(config.classes), val_losses=history.get("val_loss", []))  # fmt: skip
     metadata.update(
         status="finished",
         test={"loss": float(test_loss), "accuracy": float(test_accuracy)},
-        best_epoch=int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else None,
+        at_chance=verdict is not None,
+        at_chance_reason=verdict,
         training_seconds=round(time.monotonic() - started, 2),
     )
     record({"event": "finished", "test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
-            "training_seconds": metadata["training_seconds"]})  # fmt: skip
+            "epochs_run": epochs_run, "best_epoch": best_epoch, "at_chance": verdict is not None,
+            "at_chance_reason": verdict, "training_seconds": metadata["training_seconds"]})  # fmt: skip
     # Saved compiled, with the optimizer state it was trained with (the twin's variables are `model`'s).
     model.compile(optimizer=network.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
-    return _save_run(models_dir, run_id, model, metadata, events)
+    saved = _save_run(models_dir, run_id, model, metadata, events)
+    if backup_dir:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # the run is safe; its resume state is not needed any more
+    return saved
 
 
 def _worker_role(strategy) -> dict | None:
@@ -355,9 +483,9 @@ def _versions() -> dict:
 
 
 def _save_run(models_dir: Path, run_id: str, model, metadata: dict, events: list[dict]) -> Path:
-    """Writes the run under a temporary name, then renames it into place."""
+    """Writes the run under a temporary name, then swaps it into place: the folder is always whole."""
     final = models_dir / run_id
-    staging = models_dir / f".{run_id}.staging"
+    staging = models_dir / f".{run_id}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     if model is not None:
@@ -366,8 +494,14 @@ def _save_run(models_dir: Path, run_id: str, model, metadata: dict, events: list
     (staging / "events.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
     _fsync_tree(staging)
     if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+        # An earlier attempt's folder (a cancelled run now finished): moved aside, not deleted, until the new
+        # one is in place, so a kill between the two renames leaves one of them whole.
+        previous = models_dir / f".{run_id}.previous-{os.getpid()}"
+        final.rename(previous)
+        staging.rename(final)
+        shutil.rmtree(previous, ignore_errors=True)
+    else:
+        staging.rename(final)
     return final
 
 

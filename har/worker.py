@@ -55,19 +55,21 @@ def supervise(folder: Path) -> int:
         reason = f"the training process was killed by {name}"
         if -code == signal.SIGKILL:
             reason += "; if nobody killed it, the machine ran out of memory: lower the batch size or the classes"
-        model = Job(folder).current_model()
+        run = Job(folder).current_run()
         event = {"event": "failed", "reason": reason}
-        if model:
-            event.update(model=model, run=f"{folder.name}-{model}")
+        if run:
+            event.update(model=run.model, run=run.id, seed=run.seed)
         _emitter(folder)(event)
     return code
 
 
 def train(folder: Path) -> int:
-    """Trains the job's models one after the other; dies with its supervisor."""
+    """Trains the job's runs one after the other; dies with its supervisor."""
     _die_with_parent()
-    spec = json.loads((folder / "job.json").read_text())
-    models_dir = folder.parent.parent
+    from har.jobs import Job
+
+    job = Job(folder)
+    spec, models_dir = job.spec, job.models_dir
     emit = _emitter(folder)
 
     cancel = folder / "cancel"
@@ -76,17 +78,17 @@ def train(folder: Path) -> int:
         from har.training import train_run
 
         config = Config.from_dict(spec["config"])
-        for model in spec["models"]:
-            run_id = f"{folder.name}-{model}"
-            if _finished(models_dir / run_id):
+        for planned in job.planned_runs():
+            if _finished(models_dir / planned.id):
                 continue
             if cancel.exists():
-                emit({"event": "cancelled", "run": run_id, "model": model})
+                emit({"event": "cancelled", "run": planned.id, "model": planned.model, "seed": planned.seed})
                 break
             run = train_run(
-                spec["cache"], model, models_dir, config=config, run_id=run_id, emit=emit,
-                should_cancel=cancel.exists, backup_dir=folder / "backup" / model,
-                distribute=spec.get("distribute"), mixed_precision=spec.get("mixed_precision", False),
+                spec["cache"], planned.model, models_dir, config=config.replace(seed=planned.seed),
+                run_id=planned.id, job_id=job.id, emit=emit, should_cancel=cancel.exists,
+                backup_dir=folder / "backup" / planned.id, distribute=spec.get("distribute"),
+                mixed_precision=spec.get("mixed_precision", False),
             )  # fmt: skip
             if json.loads((run / "metadata.json").read_text())["status"] != "finished":
                 break

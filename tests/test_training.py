@@ -120,7 +120,7 @@ def test_kill_9_loses_no_earlier_run_leaves_no_lock_and_the_job_resumes(tiny_cac
     first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY)
     assert first.wait(300) == "finished"
     job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=4, batch_size=8))
-    wait_for(job, "epoch")  # BackupAndRestore has saved epoch 1
+    wait_for(job, "epoch")  # the training state of epoch 1 is saved before its event
     os.kill(job.pid(), signal.SIGKILL)
     assert job.wait(30) == "killed"
     statuses = {run.id: run.status for run in list_runs(tmp_path)}
@@ -133,6 +133,106 @@ def test_kill_9_loses_no_earlier_run_leaves_no_lock_and_the_job_resumes(tiny_cac
     epochs_after_resume = [e["epoch"] for e in resumed.events() if e["event"] == "epoch"]
     assert epochs_after_resume.count(1) == 1 and epochs_after_resume[-1] == 4  # epoch 1 was not run again
     assert find_run(tmp_path, f"{job.id}-convlstm").status == "finished"
+
+
+def test_har_training_follows_the_plain_model_fit_run_for_the_same_seed(tiny_cache, tmp_path):
+    """The trainer's twin and the report's plain `model.fit`, same seed and recipe: the same epochs, losses and
+    weights, to float rounding (the twin fuses and reorders sums, nothing else)."""
+    import keras
+
+    config = Config(epochs=3, batch_size=8)
+    runs = {twin: train_run_history(tiny_cache, tmp_path / str(twin), config, twin=twin) for twin in (True, False)}
+    assert runs[True][0]["network"] == "twin" and runs[False][0]["network"] == "plain"
+    histories = {twin: metadata["history"] for twin, (metadata, _) in runs.items()}
+    assert histories[True].keys() == histories[False].keys() and len(histories[True]["loss"]) == 3
+    for key in histories[True]:
+        np.testing.assert_allclose(histories[True][key], histories[False][key], rtol=1e-4, atol=1e-5)
+    twin, plain = (keras.saving.load_model(path / "model.keras") for _, path in (runs[True], runs[False]))
+    for a, b in zip(twin.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def train_run_history(cache, models_dir, config, **options):
+    from har.training import train_run
+
+    run = train_run(cache, "convlstm", models_dir, config=config, run_id="run", **options)
+    return json.loads((run / "metadata.json").read_text()), run
+
+
+def test_a_run_killed_at_a_random_epoch_resumes_into_the_uninterrupted_run(tiny_cache, tmp_path):
+    """kill -9 mid-training, then resume: the same run as one never interrupted (same seed), down to where early
+    stopping ends it; one history numbered 1..n; the job reads finished and the CLI exits 0."""
+    config = Config(epochs=8, batch_size=8, patience=1)
+    whole = jobs.start(tiny_cache, ["convlstm"], tmp_path / "whole", config=config)
+    assert whole.wait(600) == "finished"
+    expected = find_run(tmp_path / "whole", f"{whole.id}-convlstm").metadata
+    assert 2 <= expected["epochs_run"]
+
+    kill_after = int(np.random.default_rng(27).integers(1, expected["epochs_run"]))  # 1 .. epochs_run - 1
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path / "cut", config=config)
+    wait_for_epoch(job, kill_after)
+    os.kill(job.pid(), signal.SIGKILL)  # the supervisor; the trainer dies with it
+    assert job.wait(60) == "killed"
+    assert [run.status for run in list_runs(tmp_path / "cut")] == ["failed"]
+
+    result = subprocess.run([sys.executable, "-m", "har", "--models-dir", str(tmp_path / "cut"), "train", "--resume",
+                             job.id], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert job.state() == "finished" and job.failure() is None
+    resumed = find_run(tmp_path / "cut", f"{job.id}-convlstm")
+    assert resumed.status == "finished"
+    assert resumed.metadata["epochs_run"] == expected["epochs_run"]
+    assert resumed.metadata["best_epoch"] == expected["best_epoch"]
+    for key, values in expected["history"].items():
+        np.testing.assert_allclose(resumed.metadata["history"][key], values, rtol=1e-5)
+    epochs = [event["epoch"] for event in job.events() if event["event"] == "epoch"]
+    assert epochs == list(range(1, expected["epochs_run"] + 1))  # no gap, no repeat across the two attempts
+    assert not (job.folder / "backup").exists() or not any((job.folder / "backup").iterdir())
+
+
+def wait_for_epoch(job, epoch, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(event["event"] == "epoch" and event["epoch"] >= epoch for event in job.events()):
+            return
+        assert job.is_alive(), f"job ended before epoch {epoch}: {job.events()}"
+        time.sleep(0.05)
+    raise AssertionError(f"no epoch {epoch} within {timeout} s")
+
+
+def test_a_cancelled_job_resumed_to_the_end_reads_finished(tiny_cache, tmp_path):
+    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=3, batch_size=8))
+    wait_for_epoch(job, 1)
+    job.cancel()
+    assert job.wait(120) == "cancelled"
+    cancelled = find_run(tmp_path, f"{job.id}-lrcn")
+    assert cancelled.status == "cancelled"
+    done = len(cancelled.metadata["history"]["loss"])
+    assert cancelled.metadata["epochs_run"] == done == job.epochs_done()[cancelled.id]  # one count everywhere
+    resumed = jobs.resume(tmp_path, job.id)
+    assert resumed.wait(300) == "finished"
+    assert [run.status for run in list_runs(tmp_path)] == ["finished"]
+    assert find_run(tmp_path, f"{job.id}-lrcn").metadata["epochs_run"] == 3
+
+
+def test_several_seeds_train_one_run_per_seed_and_model(tiny_cache, tmp_path):
+    from har.evaluation import compare
+
+    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8), seeds=[27, 28])
+    assert job.wait(300) == "finished"
+    runs = {run.id: run for run in list_runs(tmp_path)}
+    assert set(runs) == {f"{job.id}-lrcn-seed27", f"{job.id}-lrcn-seed28"}
+    assert {run.metadata["seed"] for run in runs.values()} == {27, 28}
+    assert {run.metadata["config"]["seed"] for run in runs.values()} == {27, 28}
+    first, second = (np.asarray(run.metadata["history"]["loss"]) for run in runs.values())
+    assert not np.allclose(first, second)  # another seed is another run
+    table = compare(None, tmp_path)
+    (group,) = table["groups"]
+    assert (group["model"], group["split"], group["n"], sorted(group["seeds"])) == ("lrcn", "report", 2, [27, 28])
+    accuracies = [row["accuracy"] for row in table["runs"]]
+    assert group["accuracy_mean"] == pytest.approx(np.mean(accuracies))
+    assert group["accuracy_sd"] == pytest.approx(np.std(accuracies, ddof=1))
+    assert sorted(group["runs"]) == sorted(runs)
 
 
 def test_nan_loss_fails_the_run_with_a_message(tiny_cache, tmp_path):

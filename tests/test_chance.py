@@ -1,0 +1,58 @@
+"""Saying aloud when a run is no better than guessing, and when a model difference is no bigger than luck."""
+
+import math
+
+import pytest
+
+from har.chance import judge
+from har.evaluation import differences, seed_groups
+
+LEARNED = [1.30, 0.90, 0.40]
+
+
+def test_a_run_that_learned_is_not_at_chance():
+    assert judge(test_accuracy=0.90, test_clips=32, num_classes=4, val_losses=LEARNED) is None
+
+
+@pytest.mark.parametrize("accuracy, expected", [(0.25, True), (14 / 32, True), (15 / 32, False)])
+def test_test_accuracy_within_binomial_noise_of_chance_is_at_chance(accuracy, expected):
+    # Guessing among 4 classes gets 14 or more of 32 right with p = 0.011; 15 or more with p = 0.0038.
+    verdict = judge(test_accuracy=accuracy, test_clips=32, num_classes=4, val_losses=LEARNED)
+    assert (verdict is not None) == expected
+    if expected:
+        assert "test accuracy" in verdict and "25% for 4 classes" in verdict and "another seed" in verdict
+
+
+def test_a_validation_loss_that_never_left_ln_c_is_at_chance_whatever_the_test_says():
+    plateau = [1.39, 1.38, 1.385, 1.38]  # ln 4 = 1.386
+    verdict = judge(test_accuracy=0.60, test_clips=32, num_classes=4, val_losses=plateau)
+    assert verdict is not None and "validation loss never fell clearly below 1.39" in verdict
+    assert judge(test_accuracy=0.60, test_clips=32, num_classes=4, val_losses=[*plateau, 0.9 * math.log(4) - 0.01]) is None
+
+
+def test_large_test_sets_do_not_overflow():
+    assert judge(test_accuracy=0.025, test_clips=1669, num_classes=50, val_losses=[3.8]) is not None
+    assert judge(test_accuracy=0.60, test_clips=1669, num_classes=50, val_losses=[1.5]) is None
+
+
+def rows(model, split, accuracies):
+    return [{"model": model, "split": split, "seed": 27 + i, "accuracy": a, "loss": 1 - a, "at_chance": False,
+             "run_id": f"{model}-{split}-{i}"} for i, a in enumerate(accuracies)]  # fmt: skip
+
+
+def test_groups_hold_mean_and_sample_sd_over_seeds_and_no_sd_for_one_seed():
+    groups = seed_groups(rows("lrcn", "report", [0.8, 0.9, 1.0]) + rows("convlstm", "report", [0.5]))
+    assert [(g["model"], g["n"]) for g in groups] == [("convlstm", 1), ("lrcn", 3)]
+    assert groups[0]["accuracy_sd"] is None
+    assert groups[1]["accuracy_mean"] == pytest.approx(0.9) and groups[1]["accuracy_sd"] == pytest.approx(0.1)
+    assert groups[1]["seeds"] == [27, 28, 29] and groups[1]["loss_mean"] == pytest.approx(0.1)
+
+
+def test_a_gap_larger_than_the_seed_spread_is_called_and_one_within_it_is_not():
+    clear = differences(seed_groups(rows("lrcn", "group", [0.80, 0.82, 0.81]) + rows("convlstm", "group", [0.50, 0.52, 0.51])))
+    assert clear[0]["beyond_seed_spread"] is True and clear[0]["interval_95"][0] > 0
+    assert clear[0]["lrcn_minus_convlstm"] == pytest.approx(0.30)
+    noisy = differences(seed_groups(rows("lrcn", "group", [0.5, 0.9, 0.6]) + rows("convlstm", "group", [0.7, 0.4, 0.8])))
+    assert noisy[0]["beyond_seed_spread"] is False and "can't say which model is better" in noisy[0]["verdict"]
+    single = differences(seed_groups(rows("lrcn", "report", [0.9]) + rows("convlstm", "report", [0.5])))
+    assert single[0]["beyond_seed_spread"] is None and "--seeds" in single[0]["verdict"]
