@@ -240,7 +240,8 @@ def _data_build(args) -> int:
         bar, update = _progress_bar("extracting")
         with bar:
             source = ucf50.extract_classes(source, data_dir / source.name.split(".")[0], classes, progress=update)
-    out = Path(args.out) if args.out else default_cache_path(data_dir, source, args.sequence_length, args.image_size)
+    out = Path(args.out) if args.out else default_cache_path(data_dir, source, args.sequence_length, args.image_size,
+                                                             classes)
     bar, update = _progress_bar("decoding clips")
     with bar:
         path = build_cache(

@@ -35,3 +35,10 @@ def trained(tiny_cache, tmp_path_factory):
     run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15), run_id="lrcn-tiny",
                     emit=events.append)  # fmt: skip
     return run, events, models_dir
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs a trained run trains one (the session's `trained` fixture): it is slow."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -77,6 +77,35 @@ def test_cache_is_reused_for_the_same_inputs_and_rebuilt_when_they_change(demo, 
     assert len(rebuilt) == len(first) - 1 and rebuilt.fingerprint != first.fingerprint
 
 
+def test_another_class_list_gets_its_own_cache_and_never_replaces_one(demo, tmp_path):
+    from har.datasets import default_cache_path
+
+    everything = default_cache_path(tmp_path, demo, 4, 16)
+    assert everything.name == "demo-T4-S16" == default_cache_path(tmp_path, demo, 4, 16, sorted(DEMO_CLASSES)).name
+    two = list(DEMO_CLASSES[:2])
+    other = default_cache_path(tmp_path, demo, 4, 16, two)
+    assert other.name.startswith("demo-2c") and other != default_cache_path(tmp_path, demo, 4, 16, two[::-1])
+    build_cache(demo, everything, sequence_length=4, image_size=16)
+    before = load_cache(everything).fingerprint
+    with pytest.raises(ValueError, match="holds a cache of other classes.*another --out"):
+        build_cache(demo, everything, classes=two, sequence_length=4, image_size=16)
+    assert load_cache(everything).fingerprint == before
+
+
+def test_two_builders_of_one_cache_at_once_leave_one_whole_cache_and_no_leftovers(demo, tmp_path):
+    import subprocess
+    import sys
+
+    code = (f"from har.datasets import build_cache; build_cache({str(demo)!r}, {str(tmp_path / 'cache')!r}, "
+            "sequence_length=4, image_size=16, workers=1)")  # fmt: skip
+    builders = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for builder in builders:
+        assert builder.wait(300) == 0, builder.stderr.read()[-2000:]
+    cache = load_cache(tmp_path / "cache")
+    assert len(cache) == len(find_clips(demo))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cache"]
+
+
 def test_unreadable_and_short_clips_are_recorded_not_dropped_silently(tmp_path):
     for name in ("A", "B"):
         (tmp_path / "set" / name).mkdir(parents=True)
@@ -90,7 +119,7 @@ def test_unreadable_and_short_clips_are_recorded_not_dropped_silently(tmp_path):
     assert [item["path"].endswith("v_B_g03_c01.avi") for item in cache.skipped] == [True]
     assert "cannot be opened" in cache.skipped[0]["reason"]
     assert not any(source.endswith("v_B_g03_c01.avi") for source in cache.sources)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "set"]  # no staging folder left behind
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cache", "set"]  # no staging folder left
 
 
 def test_load_cache_rejects_a_folder_that_is_not_a_cache(tmp_path):

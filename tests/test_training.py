@@ -16,6 +16,7 @@ from har.config import Config
 from har.runs import find_run, list_runs
 
 TINY = Config(epochs=2, batch_size=8)
+pytestmark = pytest.mark.slow  # every test here trains for real
 
 
 def wait_for(job, kind, timeout=120):
@@ -100,7 +101,7 @@ def test_a_job_reports_events_and_refuses_a_second_job(tiny_cache, tmp_path):
     assert kinds.count("started") == 2 and kinds.count("finished") == 2 and kinds[-1] == "job_finished"
     assert [run.status for run in list_runs(tmp_path)] == ["finished", "finished"]
     assert jobs.current(tmp_path) is None
-    jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY).wait(300)  # the lock was released
+    assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY).wait(300) == "finished"  # the lock was released
 
 
 def test_cancel_saves_a_cancelled_run_and_frees_the_lock(tiny_cache, tmp_path):

@@ -15,6 +15,7 @@ under a temporary name and renamed when complete, so a killed build never leaves
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -122,8 +123,16 @@ def list_caches(data_dir: str | Path) -> list[Path]:
     return sorted(caches, key=lambda path: (path / "meta.json").stat().st_mtime, reverse=True)
 
 
-def default_cache_path(data_dir: str | Path, source: str | Path, sequence_length: int, image_size: int) -> Path:
-    return Path(data_dir) / "caches" / f"{Path(source).resolve().name}-T{sequence_length}-S{image_size}"
+def default_cache_path(data_dir: str | Path, source: str | Path, sequence_length: int, image_size: int,
+                       classes: list[str] | tuple[str, ...] | None = None) -> Path:  # fmt: skip
+    """`<data_dir>/caches/<source>-T<len>-S<size>`, for every class of the source in sorted order; another class
+    list (or order) gets its own folder, `<source>-<k>c<hash>-T<len>-S<size>`, so it never replaces a cache
+    that earlier runs were trained on."""
+    name = Path(source).resolve().name
+    if classes is not None and list(classes) != sorted({clip.class_name for clip in layout.find_clips(source)}):
+        digest = hashlib.sha256(",".join(classes).encode()).hexdigest()[:6]
+        name = f"{name}-{len(classes)}c{digest}"
+    return Path(data_dir) / "caches" / f"{name}-T{sequence_length}-S{image_size}"
 
 
 def build_cache(
@@ -153,14 +162,50 @@ def build_cache(
     if not clips:
         raise ValueError(f"{source}: no video files for {', '.join(classes)}.")
     expected = fingerprint(clips, classes, sequence_length, image_size)
-    if (out / "meta.json").is_file():
-        try:
-            if load_cache(out).fingerprint == expected:
-                log.info("%s is up to date; reusing it", out)
-                return out
-        except ValueError:
-            pass  # damaged: rebuild below
+    if _up_to_date(out, expected, classes):
+        return out
+    with _build_lock(out):
+        if _up_to_date(out, expected, classes):  # another process built it while this one waited
+            return out
+        return _build(source, out, clips, classes, sequence_length, image_size, workers, progress, expected)
 
+
+def _up_to_date(out: Path, expected: str, classes: list[str]) -> bool:
+    """True when `out` holds this very cache; refuses to replace a cache of another class list."""
+    try:
+        cache = load_cache(out)
+    except (FileNotFoundError, ValueError):
+        return False  # none yet, or damaged: (re)build
+    if cache.fingerprint == expected:
+        log.info("%s is up to date; reusing it", out)
+        return True
+    if list(cache.class_names) != list(classes):
+        raise ValueError(f"{out} holds a cache of other classes ({', '.join(cache.class_names)}), which runs may "
+                         "have been trained on; choose another --out for these classes.")  # fmt: skip
+    return False
+
+
+class _build_lock:
+    """One builder at a time per cache folder (an flock the kernel frees if the builder dies); the holder
+    first removes what dead builders left (`.building-PID`, `.old-PID` folders)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def __enter__(self):
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.out.with_name(f".{self.out.name}.lock"), "a+")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        for leftover in self.out.parent.glob(f".{self.out.name}.*-*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def _build(source, out: Path, clips, classes, sequence_length, image_size, workers, progress, expected) -> Path:
     staging = out.with_name(f".{out.name}.building-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
