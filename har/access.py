@@ -1,0 +1,134 @@
+"""Who may do what when the app is public: visitors look and try, the owner changes things.
+
+`HAR_PUBLIC=1` (the Docker Space sets it) turns public mode on. Visitors may explore, upload, predict, explain
+and compare; no widget takes a server path or a URL from them. Owner actions (getting datasets, building
+caches, training, cancelling, deleting or importing runs) need the owner token, `HAR_OWNER_TOKEN` (a Space
+secret), typed once per browser session; without a token set, nobody may do them in public mode. Local runs
+(`HAR_PUBLIC` unset) allow everything, as a local tool should.
+
+Uploads on a public server are also rationed per visitor (`UploadAllowance`) and written only to a capped
+scratch folder (`ScratchSpace`), so one visitor cannot fill the disk or starve the others.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+OWNER_ACTIONS = "getting datasets, building caches, training, cancelling, deleting or importing runs"
+
+
+def public_mode() -> bool:
+    return os.environ.get("HAR_PUBLIC", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def owner_token_configured() -> bool:
+    return bool(os.environ.get("HAR_OWNER_TOKEN", ""))
+
+
+def is_owner(token: str | None) -> bool:
+    """True off public mode; in it, only for the owner token, compared in constant time."""
+    if not public_mode():
+        return True
+    expected = os.environ.get("HAR_OWNER_TOKEN", "")
+    if not expected or not token:
+        return False
+    return hmac.compare_digest(token.encode(), expected.encode())
+
+
+def refusal() -> str:
+    """What a visitor is told when they reach for an owner action."""
+    if not owner_token_configured():
+        return (f"This is a public copy of HAR Studio: {OWNER_ACTIONS} are switched off here (no owner token is "
+                "set). Run it on your own machine to do them.")  # fmt: skip
+    return f"Owner only: {OWNER_ACTIONS} need the owner token, entered in the sidebar."
+
+
+class UploadAllowance:
+    """Per-visitor upload limits over a sliding window: at most `uploads` files and `megabytes` MB.
+
+    Thread-safe, to be shared by every session of one server.
+    """
+
+    def __init__(self, *, uploads: int = 20, megabytes: float = 400, window_seconds: float = 60,
+                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+        self.uploads, self.bytes, self.window, self.clock = uploads, int(megabytes * 1e6), window_seconds, clock
+        self._seen: dict[str, deque[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, visitor: str, size: int) -> str | None:
+        """Records an upload of `size` bytes; returns None if allowed, else a one-line reason with the wait."""
+        now = self.clock()
+        with self._lock:
+            seen = self._seen.setdefault(visitor, deque())
+            while seen and seen[0][0] <= now - self.window:
+                seen.popleft()
+            used = sum(size for _, size in seen)
+            if len(seen) >= self.uploads or used + size > self.bytes:
+                wait = max(1, round(seen[0][0] + self.window - now)) if seen else round(self.window)
+                return (f"Upload limit reached ({self.uploads} clips or {self.bytes / 1e6:.0f} MB a minute per "
+                        f"visitor); try again in {wait} s.")  # fmt: skip
+            seen.append((now, size))
+            return None
+
+
+class ScratchFull(RuntimeError):
+    """The scratch folder has no room for another file right now."""
+
+
+class ScratchSpace:
+    """A capped folder for uploads and the previews made from them; every file is removed after use.
+
+    `with space.file(".mp4", size) as path:` reserves `size` bytes (refused with ScratchFull when the folder
+    would exceed `cap_megabytes`), and deletes the file on exit, whatever happened.
+    """
+
+    def __init__(self, root: str | Path, *, cap_megabytes: float = 2048):
+        self.root, self.cap = Path(root), int(cap_megabytes * 1e6)
+        self._lock = threading.Lock()
+        self._reserved = 0
+
+    def file(self, suffix: str, size: int):
+        return _ScratchFile(self, suffix, size)
+
+    def used_bytes(self) -> int:
+        if not self.root.is_dir():
+            return 0
+        return sum(path.stat().st_size for path in self.root.rglob("*") if path.is_file())
+
+    def remove_stale(self, older_than_seconds: float = 3600) -> None:
+        """Removes what a killed server left behind."""
+        if not self.root.is_dir():
+            return
+        limit = time.time() - older_than_seconds
+        for path in self.root.iterdir():
+            if path.stat().st_mtime < limit:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+class _ScratchFile:
+    def __init__(self, space: ScratchSpace, suffix: str, size: int):
+        self.space, self.suffix, self.size = space, suffix, size
+
+    def __enter__(self) -> Path:
+        space = self.space
+        with space._lock:
+            if space._reserved + self.size > space.cap:
+                raise ScratchFull("The server's space for uploads is full right now; try again in a minute.")
+            space._reserved += self.size
+        space.root.mkdir(parents=True, exist_ok=True)
+        self.folder = space.root / uuid.uuid4().hex
+        self.folder.mkdir()
+        return self.folder / f"upload{self.suffix}"
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with self.space._lock:
+            self.space._reserved -= self.size
