@@ -30,18 +30,8 @@ def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None 
     predictor = Predictor.from_run(run, models_dir)
     run = find_run(models_dir, predictor.run_id)
     metadata = run.metadata
-    cache_path = Path(metadata["dataset"]["cache"])
-    try:
-        cache = load_cache(cache_path)
-    except (FileNotFoundError, ValueError):
-        raise FileNotFoundError(
-            f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with `har data build` to evaluate."
-        ) from None
-    if cache.fingerprint != metadata["dataset"]["fingerprint"]:
-        raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
+    cache, split = run_split(run)
     config = Config.from_dict(metadata["config"])
-    split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
-                       validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
     probabilities = np.concatenate(
         [predictor.predict_frames(cache.frames[split.test[i : i + 16]]) for i in range(0, len(split.test), 16)]
     )
@@ -78,6 +68,35 @@ def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None 
     staging.write_text(json.dumps(result, indent=1))
     staging.replace(run.path / "evaluation.json")
     return result
+
+
+def run_split(run: Run):
+    """(frame cache, split) a run was trained and tested on, rebuilt from its metadata.
+
+    Raises FileNotFoundError when the cache is gone and ValueError when it changed since training.
+    """
+    metadata = run.metadata
+    cache_path = Path(metadata["dataset"]["cache"])
+    try:
+        cache = load_cache(cache_path)
+    except (FileNotFoundError, ValueError):
+        raise FileNotFoundError(
+            f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with `har data build` to evaluate."
+        ) from None
+    if cache.fingerprint != metadata["dataset"]["fingerprint"]:
+        raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
+    config = Config.from_dict(metadata["config"])
+    split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
+                       validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
+    return cache, split
+
+
+def held_out_clips(run: Run) -> list[dict]:
+    """The source videos of a run's test split (clips it never trained or validated on), with their class:
+    [{"path", "class", "split": "test"}], for sample clips a model has not seen."""
+    cache, split = run_split(run)
+    return [{"path": cache.sources[i], "class": cache.class_names[cache.labels[i]], "split": "test"}
+            for i in split.test]  # fmt: skip
 
 
 def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:

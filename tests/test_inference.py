@@ -44,6 +44,22 @@ def test_compare_puts_the_runs_beside_the_reports_numbers(trained):
     assert compare(None, models_dir)["runs"][0]["run_id"] == run.name  # latest finished run by default
 
 
+def test_held_out_clips_are_the_runs_test_split_and_nothing_it_trained_on(trained):
+    from har.datasets import load_cache, make_split
+    from har.evaluation import held_out_clips
+    from har.runs import find_run
+
+    run, _, models_dir = trained
+    clips = held_out_clips(find_run(models_dir, run.name))
+    metadata = json.loads((run / "metadata.json").read_text())
+    assert len(clips) == metadata["split"]["test"] == 32
+    cache = load_cache(metadata["dataset"]["cache"])
+    split = make_split(cache.groups, split="report", test_fraction=0.25, validation_fraction=0.2, seed=27)
+    seen = {cache.sources[i] for i in (*split.train, *split.validation)}
+    assert not seen & {clip["path"] for clip in clips}
+    assert all(clip["split"] == "test" and clip["class"] in cache.class_names for clip in clips)
+
+
 def test_predict_clip_gives_a_probability_per_class_top_first(trained, demo_dataset):
     run, _, models_dir = trained
     predictor = Predictor.from_run(run, models_dir)
