@@ -236,6 +236,30 @@ def test_several_seeds_train_one_run_per_seed_and_model(tiny_cache, tmp_path):
     assert sorted(group["runs"]) == sorted(runs)
 
 
+def test_a_run_that_cannot_learn_is_marked_at_chance_everywhere(tiny_cache, tmp_path):
+    """A learning rate of 1e-9 leaves the weights where they started: the run must say so, not report a score."""
+    from har.evaluation import evaluate
+    from har.training import train_run
+
+    run = train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=2, batch_size=8, learning_rate=1e-9),
+                    run_id="stuck")  # fmt: skip
+    metadata = json.loads((run / "metadata.json").read_text())
+    assert metadata["status"] == "finished" and metadata["at_chance"] is True
+    assert "did not learn" in metadata["at_chance_reason"] and "validation loss never fell" in metadata["at_chance_reason"]
+    (summary,) = [run.summary() for run in list_runs(tmp_path)]
+    assert summary["at_chance"] is True and summary["at_chance_reason"] == metadata["at_chance_reason"]
+    assert evaluate("stuck", tmp_path)["at_chance"] is True
+    result = subprocess.run([sys.executable, "-m", "har", "--models-dir", str(tmp_path), "runs"], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert "AT CHANCE" in result.stdout
+
+
+def test_a_run_that_learned_is_not_marked_at_chance(trained):
+    run, events, _ = trained
+    assert json.loads((run / "metadata.json").read_text())["at_chance"] is False
+    assert events[-1]["at_chance"] is False
+
+
 def test_nan_loss_fails_the_run_with_a_message(tiny_cache, tmp_path):
     from har.training import train_run
 
