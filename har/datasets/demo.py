@@ -132,7 +132,10 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
     """Draws one group's scene for `class_name` from `rng`."""
     if class_name not in DEMO_CLASSES:
         raise ValueError(f"class_name={class_name!r}: choose one of {', '.join(DEMO_CLASSES)}.")
-    scale = rng.uniform(11, 20)
+    scale = rng.uniform(13, 22)
+    # Muted scenery, so that the figures stand out from it; its brightness decides the figures' colours.
+    base = rng.uniform(50, 210) + rng.normal(0, 25, 3)
+    bright = float(base.mean())
     ground = HEIGHT * rng.uniform(0.72, 0.92)
     facing = int(rng.choice([-1, 1]))
     speed_factor = rng.uniform(0.75, 1.35)
@@ -142,7 +145,7 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
         tempo = speed_factor / 28
         speed = facing * scale * 0.075 * speed_factor
         follow = rng.uniform(0.6, 1.0)
-        extra = {"dog_size": scale * rng.uniform(0.9, 1.3), "dog_colour": _colour(rng),
+        extra = {"dog_size": scale * rng.uniform(0.9, 1.3), "dog_colour": _colour(rng, avoid=bright),
                  "lead": scale * rng.uniform(1.4, 2.4), "dog_wander": rng.uniform(0, 0.3 * scale)}  # fmt: skip
     elif class_name == "TaiChi":
         tempo = speed_factor / 95
@@ -150,24 +153,24 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
         tempo = speed_factor / 50
         top = rng.uniform(4, 20)
         extra = {"top": top, "length": ground - top - scale * rng.uniform(0.9, 1.3),
-                 "amplitude": rng.uniform(18, 42), "frame_colour": _colour(rng)}  # fmt: skip
+                 "amplitude": rng.uniform(18, 42), "frame_colour": _colour(rng, avoid=bright)}  # fmt: skip
     else:  # HorseRace
         tempo = speed_factor / 11
         speed = facing * scale * rng.uniform(0.2, 0.3) * speed_factor
         follow = rng.uniform(0.75, 1.0)
         count = int(rng.integers(3, 7))
-        extra = {"horses": [(rng.uniform(-2.5, 2.5) * scale, i * rng.uniform(0.25, 0.45) * scale,
-                             rng.uniform(0.96, 1.04), rng.uniform(0, 2 * math.pi), _colour(rng), _colour(rng))
+        gap = rng.uniform(1.2, 2.2) * scale  # between one horse and the next along the track
+        extra = {"horses": [((i - count / 2) * gap + rng.uniform(-0.4, 0.4) * scale, i * rng.uniform(0.25, 0.45) * scale,
+                             rng.uniform(0.96, 1.04), rng.uniform(0, 2 * math.pi), _colour(rng, avoid=bright), _colour(rng))
                             for i in range(count)],
-                 "rail_colour": _colour(rng), "post_gap": rng.uniform(15, 35)}  # fmt: skip
+                 "rail_colour": _colour(rng, avoid=bright), "post_gap": rng.uniform(15, 35)}  # fmt: skip
     pan = rng.uniform(0, 35) if rng.random() < 0.7 else 0.0
     frames_needed = 8 * CLIP_FRAMES[1]  # a performance long enough for 8 clips of the longest kind
     travel = abs(speed) * follow * frames_needed
     origin = int(WIDTH + pan + (travel if speed < 0 else 0))
-    background = _background(rng, int(travel + 2 * pan + 3 * WIDTH), ground, rails=class_name == "HorseRace" or rng.random() < 0.15,
+    background = _background(rng, base, int(travel + 2 * pan + 3 * WIDTH), ground, rails=class_name == "HorseRace" or rng.random() < 0.15,
                              rail_colour=extra.get("rail_colour"), post_gap=extra.get("post_gap", 25))  # fmt: skip
-    brightness = background.mean()
-    colour = _colour(rng, avoid=brightness)
+    colour = _colour(rng, avoid=bright)
     return Scene(
         class_name=class_name,
         seed=int(rng.integers(2**31)),
@@ -176,7 +179,7 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
         ground=ground,
         scale=scale,
         colour=colour,
-        thickness=int(rng.integers(1, 4)),
+        thickness=int(rng.integers(2, 4)),
         facing=facing,
         x=WIDTH / 2 + rng.uniform(-0.25, 0.25) * WIDTH,
         tempo=tempo,
@@ -190,9 +193,9 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
         gain=rng.uniform(0.55, 1.3),
         offset=rng.uniform(-30, 30),
         flicker=rng.uniform(0, 0.1) if rng.random() < 0.3 else 0.0,
-        noise=rng.uniform(2, 14),
-        jpeg=int(rng.integers(15, 60)) if rng.random() < 0.5 else 0,
-        blur=int(rng.choice([0, 0, 3, 5])),
+        noise=rng.uniform(2, 10),
+        jpeg=int(rng.integers(20, 60)) if rng.random() < 0.3 else 0,
+        blur=int(rng.choice([0, 0, 0, 3])),
         occluders=tuple(
             (rng.uniform(0, WIDTH), rng.uniform(4, 16), rng.uniform(0, 0.7) * HEIGHT, _colour(rng), rng.uniform(1.1, 1.6))
             for _ in range(int(rng.choice([0, 0, 1, 2])))
@@ -257,23 +260,24 @@ def render_frame(scene: Scene, t: int, noise: np.ndarray | None = None, rng: np.
 
 
 def _colour(rng: np.random.Generator, avoid: float | None = None) -> tuple[int, int, int]:
-    """A random BGR colour; with `avoid` (a brightness), one that stands out from it, though not always by much."""
+    """A random BGR colour; with `avoid` (a brightness), one at least 60 levels darker or brighter than it."""
     if avoid is None:
         return tuple(int(c) for c in rng.integers(0, 256, 3))
-    low, high = (0, 120) if avoid > 120 else (120, 256)
+    low, high = (0, max(int(avoid) - 60, 30)) if avoid > 128 else (min(int(avoid) + 60, 225), 256)
     return tuple(int(c) for c in rng.integers(low, high, 3))
 
 
-def _background(rng, width, ground, *, rails, rail_colour=None, post_gap=25.0) -> np.ndarray:
-    top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+def _background(rng, base, width, ground, *, rails, rail_colour=None, post_gap=25.0) -> np.ndarray:
+    """Sky, buildings and ground around the colour `base` (3 floats), `width` pixels wide."""
+    top, bottom = base + rng.normal(0, 25, 3), base + rng.normal(0, 25, 3)
     ramp = np.linspace(0, 1, HEIGHT)[:, None, None]
     image = np.ascontiguousarray(np.broadcast_to(top * (1 - ramp) + bottom * ramp, (HEIGHT, width, 3)), np.float32)
-    for _ in range(int(rng.integers(3, 8) * width / WIDTH)):  # buildings, trees, furniture
+    for _ in range(int(rng.integers(2, 7) * width / WIDTH)):  # buildings, trees, furniture
         x, y = int(rng.integers(0, width)), int(rng.integers(0, int(ground)))
         w, h = int(rng.integers(8, 50)), int(rng.integers(10, 70))
-        image[max(y - h, 0) : int(ground), x : x + w] = rng.integers(0, 256, 3)
-    image[int(ground) - 2 :] = image[int(ground) - 2 :] * 0.4 + rng.integers(0, 256, 3) * 0.6
-    image = image.astype(np.uint8)
+        image[max(y - h, 0) : int(ground), x : x + w] = base + rng.uniform(-45, 45) + rng.normal(0, 12, 3)
+    image[int(ground) - 2 :] = base * 0.7 + rng.normal(0, 20, 3)
+    image = np.clip(image, 0, 255).astype(np.uint8)
     if rails:
         colour = rail_colour or _colour(rng)
         rail = int(ground - rng.uniform(8, 22))
