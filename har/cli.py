@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = data.add_parser("demo", help="generate the built-in synthetic demo dataset (no internet needed)")
     demo.add_argument("--out", help="dataset folder (default: DATA_DIR/demo)")
-    demo.add_argument("--groups", type=int, default=8, help="scenes per class (default: 8)")
-    demo.add_argument("--clips-per-group", type=int, default=4, help="clips per scene (default: 4)")
+    demo.add_argument("--groups", type=int, default=25, help="performances per class (default: 25, as UCF50)")
+    demo.add_argument("--clips-per-group", type=int, default=4, help="clips cut from each (default: 4)")
     demo.add_argument("--seed", type=int, default=27)
     demo.set_defaults(handler=_data_demo)
 

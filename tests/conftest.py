@@ -7,10 +7,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory):
-    """The default demo dataset, written for real: 4 classes x 8 groups x 4 clips of XVID video."""
+    """A small demo dataset, written for real: 4 classes x 8 groups x 4 clips of XVID video (the default is 25
+    groups per class)."""
     from har.datasets import generate_demo
 
-    return generate_demo(tmp_path_factory.mktemp("demo") / "demo")
+    return generate_demo(tmp_path_factory.mktemp("demo") / "demo", groups=8, clips_per_group=4)
 
 
 @pytest.fixture(scope="session")

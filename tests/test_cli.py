@@ -25,14 +25,14 @@ def assert_user_error(code, stderr, *fragments):
 def test_demo_then_build_then_info(tmp_path):
     code, out, err = har("data", "demo", "--groups", "2", "--clips-per-group", "2", cwd=tmp_path)
     assert code == 0, err
-    assert (tmp_path / "data" / "demo" / "Waving").is_dir()
+    assert (tmp_path / "data" / "demo" / "Swing").is_dir()
     code, out, err = har("data", "build", "--sequence-length", "6", "--image-size", "24", cwd=tmp_path)
     assert code == 0, err
     cache = tmp_path / "data" / "caches" / "demo-T6-S24"
     assert str(cache.relative_to(tmp_path)) in out
     code, out, err = har("data", "info", str(cache), "--json", cwd=tmp_path)
     info = json.loads(out)
-    assert info["classes"] == {"JumpingJacks": 4, "Squats": 4, "Walking": 4, "Waving": 4}
+    assert info["classes"] == {"HorseRace": 4, "Swing": 4, "TaiChi": 4, "WalkingWithDog": 4}
     assert info["shape"] == [16, 6, 24, 24, 3]
 
 
@@ -45,12 +45,12 @@ def test_build_from_a_ucf50_layout_archive_and_data_dir_from_the_environment(tmp
     env_cwd = tmp_path / "elsewhere"
     env_cwd.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "har", "data", "build", "--source", str(archive), "--classes", "Waving,Squats"],
+        [sys.executable, "-m", "har", "data", "build", "--source", str(archive), "--classes", "TaiChi,Swing"],
         cwd=env_cwd, capture_output=True, text=True, env={**__import__("os").environ, "HAR_DATA_DIR": str(tmp_path / "e")},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     code, out, _ = har("data", "info", str(tmp_path / "e" / "caches" / "UCF50-T20-S64"), "--json", cwd=tmp_path)
-    assert json.loads(out)["classes"] == {"Waving": 2, "Squats": 2}
+    assert json.loads(out)["classes"] == {"TaiChi": 2, "Swing": 2}
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def test_demo_is_in_the_ucf50_layout_with_groups(demo):
     assert sorted({clip.class_name for clip in clips}) == sorted(DEMO_CLASSES) and len(DEMO_CLASSES) >= 4
     assert len(clips) == len(DEMO_CLASSES) * 3 * 2
     assert {clip.group for clip in clips} == {1, 2, 3}
-    assert clips[0].path.name == f"v_{DEMO_CLASSES[0]}_g01_c01.avi"
+    assert clips[0].path.name == f"v_{min(DEMO_CLASSES)}_g01_c01.avi"
 
 
 def test_demo_is_deterministic_and_not_regenerated(demo, tmp_path):
@@ -65,15 +65,15 @@ def test_cache_round_trip_matches_read_clip(demo, tmp_path):
 
 def test_cache_is_reused_for_the_same_inputs_and_rebuilt_when_they_change(demo, tmp_path):
     source = shutil.copytree(demo, tmp_path / "source")
-    path = build_cache(source, tmp_path / "cache", classes=["Waving", "Walking"], sequence_length=4, image_size=16)
+    path = build_cache(source, tmp_path / "cache", classes=["Swing", "TaiChi"], sequence_length=4, image_size=16)
     first = load_cache(path)
     stamp = os.stat(path / "frames.npy").st_mtime_ns
-    assert build_cache(source, path, classes=["Waving", "Walking"], sequence_length=4, image_size=16) == path
+    assert build_cache(source, path, classes=["Swing", "TaiChi"], sequence_length=4, image_size=16) == path
     assert os.stat(path / "frames.npy").st_mtime_ns == stamp
-    assert first.class_names == ("Waving", "Walking") and set(first.labels) == {0, 1}
-    victim = find_clips(source, ["Walking"])[0].path
+    assert first.class_names == ("Swing", "TaiChi") and set(first.labels) == {0, 1}
+    victim = find_clips(source, ["TaiChi"])[0].path
     victim.unlink()
-    rebuilt = load_cache(build_cache(source, path, classes=["Waving", "Walking"], sequence_length=4, image_size=16))
+    rebuilt = load_cache(build_cache(source, path, classes=["Swing", "TaiChi"], sequence_length=4, image_size=16))
     assert len(rebuilt) == len(first) - 1 and rebuilt.fingerprint != first.fingerprint
 
 
@@ -166,22 +166,20 @@ def ucf50_zip(demo, path):
     return path
 
 
-def test_prepare_downloads_from_the_host_and_extracts_requested_classes(demo, tmp_path, monkeypatch):
+def test_prepare_downloads_from_the_host_and_extracts_requested_classes(demo, tmp_path):
     body = ucf50_zip(demo, tmp_path / "UCF50.zip").read_bytes()
     # The real UCF50 host cannot be reached here; a local server plays it, and the real code path runs.
-    monkeypatch.setattr(ucf50, "UCF50_CLASSES", ucf50.UCF50_CLASSES + DEMO_CLASSES)
     with LocalServer(Behaviour(body=body, drop_after=len(body) // 2)) as server:
-        root = ucf50.prepare(tmp_path / "data", ["Waving", "Squats"], url=server.url.replace(".rar", ".zip"))
+        root = ucf50.prepare(tmp_path / "data", ["Swing", "TaiChi"], url=server.url.replace(".rar", ".zip"))
     assert root == tmp_path / "data" / "UCF50"
-    assert sorted(p.name for p in root.iterdir()) == ["Squats", "Waving"]
+    assert sorted(p.name for p in root.iterdir()) == ["Swing", "TaiChi"]
     assert (tmp_path / "data" / "downloads" / "UCF50.zip").read_bytes() == body
     assert len(find_clips(root)) == 12
 
 
-def test_prepare_accepts_an_extracted_folder_one_level_down(demo, tmp_path, monkeypatch):
-    monkeypatch.setattr(ucf50, "UCF50_CLASSES", ucf50.UCF50_CLASSES + DEMO_CLASSES)
+def test_prepare_accepts_an_extracted_folder_one_level_down(demo, tmp_path):
     shutil.copytree(demo, tmp_path / "unpacked" / "UCF50")
-    assert ucf50.prepare(tmp_path / "data", ["Waving"], source=tmp_path / "unpacked") == tmp_path / "unpacked" / "UCF50"
+    assert ucf50.prepare(tmp_path / "data", ["Swing"], source=tmp_path / "unpacked") == tmp_path / "unpacked" / "UCF50"
     assert find_root(tmp_path / "unpacked") == tmp_path / "unpacked" / "UCF50"
 
 

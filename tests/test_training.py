@@ -43,7 +43,7 @@ def test_everything_the_run_used_is_saved_beside_the_model(trained, tiny_cache):
     assert {"events.jsonl", "metadata.json", "model.keras"} <= {p.name for p in run.iterdir()}
     metadata = json.loads((run / "metadata.json").read_text())
     assert metadata["config"]["seed"] == 27 and metadata["config"]["batch_size"] == 4
-    assert metadata["classes"] == ["JumpingJacks", "Squats", "Walking", "Waving"]
+    assert metadata["classes"] == ["HorseRace", "Swing", "TaiChi", "WalkingWithDog"]
     assert (metadata["sequence_length"], metadata["image_size"]) == (8, 32)
     assert metadata["dataset"]["fingerprint"] == json.loads((tiny_cache / "meta.json").read_text())["fingerprint"]
     assert metadata["split"] == {"name": "report", "train": 76, "validation": 20, "test": 32}

@@ -1,0 +1,127 @@
+"""The demo generator: the report's classes, UCF50-like groups, and pictures that show each action."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from har.config import REPORT_CLASSES
+from har.datasets import DEMO_CLASSES, find_clips, generate_demo
+from har.datasets.demo import HEIGHT, WIDTH, render_clips, render_frame, sample_scene
+from har.video import read_clip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return generate_demo(tmp_path_factory.mktemp("data") / "demo", groups=3, clips_per_group=2)
+
+
+def calm(class_name, group=1, **changes):
+    """A group's scene without the camera, lighting and noise effects, on a flat grey background."""
+    scene = sample_scene(class_name, np.random.default_rng([27, DEMO_CLASSES.index(class_name), group]))
+    background = np.full_like(scene.background, 128)
+    return dataclasses.replace(scene, background=background, pan=0.0, shake=0.0, tilt=0.0, gain=1.0, offset=0.0,
+                               flicker=0.0, noise=0.0, jpeg=0, blur=0, occluders=(), distractors=(), **changes)  # fmt: skip
+
+
+def figure_mask(scene, t):
+    return (render_frame(scene, t) != 128).any(axis=2)
+
+
+def centre_x(mask):
+    return np.nonzero(mask)[1].mean()
+
+
+def test_the_classes_are_the_reports_in_its_order():
+    assert DEMO_CLASSES == REPORT_CLASSES
+
+
+def test_layout_counts_and_names(demo):
+    clips = find_clips(demo, DEMO_CLASSES)
+    assert len(clips) == 4 * 3 * 2
+    assert [clip.path.name for clip in clips[:3]] == [
+        "v_WalkingWithDog_g01_c01.avi", "v_WalkingWithDog_g01_c02.avi", "v_WalkingWithDog_g02_c01.avi"]  # fmt: skip
+    assert sorted(p.name for p in demo.iterdir()) == ["HorseRace", "Swing", "TaiChi", "WalkingWithDog", "demo.json"]
+    clip = read_clip(clips[0].path, 20, 64)
+    assert clip.shape == (20, 64, 64, 3) and clip.dtype == np.uint8
+
+
+def test_a_group_is_the_same_for_any_number_of_groups(demo, tmp_path):
+    fewer = generate_demo(tmp_path / "fewer", groups=1, clips_per_group=2)
+    for name in ("v_Swing_g01_c01.avi", "v_Swing_g01_c02.avi"):
+        np.testing.assert_array_equal(read_clip(fewer / "Swing" / name), read_clip(demo / "Swing" / name))
+
+
+def test_the_clips_of_a_group_share_their_scene(demo):
+    """Each clip's nearest neighbour, by its colours row by row (which a camera pan does not change), is the other
+    clip of its own group."""
+    for class_name in DEMO_CLASSES:
+        clips = find_clips(demo, [class_name])
+        pictures = np.stack([read_clip(clip.path, 8, 16).mean(axis=(0, 2)).ravel() for clip in clips])
+        distances = np.linalg.norm(pictures[:, None] - pictures[None], axis=2)
+        np.fill_diagonal(distances, np.inf)
+        nearest = distances.argmin(axis=1)
+        assert [clips[i].group for i in nearest] == [clip.group for clip in clips], class_name
+
+
+def test_a_group_is_one_performance_cut_into_consecutive_clips():
+    scene = calm("TaiChi")
+    first, second = render_clips(scene, 2)
+    assert 40 <= len(first) <= 56 and 40 <= len(second) <= 56
+    # The second clip continues the motion: it does not start over where the first began.
+    assert not np.array_equal(first[0], second[0])
+    again = render_clips(scene, 2)
+    assert all(np.array_equal(a, b) for a, b in zip(first + second, again[0] + again[1]))
+
+
+def test_groups_differ_in_scale_speed_camera_and_noise():
+    scenes = [sample_scene("TaiChi", np.random.default_rng([27, 1, group])) for group in range(1, 26)]
+    for name in ("scale", "tempo", "gain", "noise", "x", "ground"):
+        values = [getattr(scene, name) for scene in scenes]
+        assert max(values) > 1.15 * min(values), name
+    assert {scene.facing for scene in scenes} == {-1, 1}
+    assert any(scene.pan > 0 for scene in scenes) and any(scene.pan == 0 for scene in scenes)
+    assert any(scene.occluders for scene in scenes) and any(scene.distractors for scene in scenes)
+    assert any(scene.jpeg for scene in scenes) and any(scene.shake for scene in scenes)
+
+
+@pytest.mark.parametrize("group", [1, 2, 3])
+def test_swing_is_a_pendulum(group):
+    """The picture repeats after one period of the swing; half a period on, the seat is on the other side."""
+    scene = calm("Swing", group)
+    period = 1 / scene.tempo
+    start = int(round((math.pi / 2 - scene.phase) % (2 * math.pi) / (2 * math.pi) * period))  # at full swing
+    half = round(period / 2)
+    first, later, opposite = (figure_mask(scene, start + k) for k in (0, round(period), half))
+    assert (first != later).mean() < 0.25 * (first != opposite).mean()
+    # What moved lies on one side of the pivot at one end of the swing and on the other side at the other end.
+    pivot = scene.x  # a calm scene's camera stays at world x 0
+    assert (centre_x(first & ~opposite) - pivot) * (centre_x(opposite & ~first) - pivot) < 0
+
+
+def test_tai_chi_is_slow_and_on_the_spot():
+    for group in (1, 2, 3):
+        tai_chi, walking = calm("TaiChi", group), calm("WalkingWithDog", group, follow=0.0)
+        assert tai_chi.tempo < 0.6 * walking.tempo
+        positions = [centre_x(figure_mask(tai_chi, t)) for t in range(0, 100, 10)]
+        assert max(positions) - min(positions) < 1.5 * tai_chi.scale
+        assert not np.array_equal(figure_mask(tai_chi, 0), figure_mask(tai_chi, 10))
+
+
+def test_walkers_travel_and_horses_gallop_faster():
+    for group in (1, 2, 3):
+        walking = calm("WalkingWithDog", group, follow=0.0)
+        race = calm("HorseRace", group, follow=0.0)
+        assert abs(race.speed) > abs(walking.speed) and len(race.extra["horses"]) >= 3
+        moved = centre_x(figure_mask(walking, 20)) - centre_x(figure_mask(walking, 0))
+        assert np.sign(moved) == walking.facing and abs(moved) > 0.5 * abs(walking.speed) * 20
+
+
+def test_a_moving_camera_moves_the_background():
+    scene = dataclasses.replace(calm("HorseRace"), background=sample_scene("HorseRace", np.random.default_rng(1)).background)
+    assert scene.follow > 0
+    first, later = render_frame(scene, 0), render_frame(scene, 10)
+    rows = slice(0, HEIGHT // 3)  # the sky and buildings, above the horses
+    assert np.abs(first[rows].astype(int) - later[rows]).mean() > 5
+    assert first.shape == (HEIGHT, WIDTH, 3)
