@@ -34,7 +34,7 @@ import numpy as np
 
 from har.config import Config
 from har.runs import Run
-from har.video import Clip
+from har.video import Clip, frame_strip
 
 log = logging.getLogger(__name__)
 
@@ -454,3 +454,29 @@ def penultimate_features(predictor):
             return np.asarray(model.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
 
     return features
+
+
+def heat_overlay(frames: np.ndarray, heat_maps: np.ndarray, *, opacity: float = 0.5) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 RGB with heat maps (T, H, W) in [0, 1] laid over them in the JET colours."""
+    frames, heat_maps = np.asarray(frames), np.asarray(heat_maps)
+    if frames.shape[:3] != heat_maps.shape:
+        raise ValueError(f"frames {frames.shape} and heat maps {heat_maps.shape} differ in size.")
+    coloured = np.stack([cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET),
+                                      cv2.COLOR_BGR2RGB) for heat in heat_maps])  # fmt: skip
+    return np.uint8(np.round((1 - opacity) * frames + opacity * coloured))
+
+
+def map_grid(maps: np.ndarray, *, columns: int = 8, cell: int = 96, gap: int = 2) -> np.ndarray:
+    """Feature maps (N, h, w) as one readable (rows*cell, columns*cell) uint8 grey image.
+
+    Each map is scaled to its own range (a filter's response, not its size, is what matters) and enlarged to
+    `cell` pixels with nearest-neighbour, so single units stay visible as squares.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3 or len(maps) == 0:
+        raise ValueError(f"maps of shape {maps.shape}: expected (N, h, w) with N >= 1.")
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    scaled = np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
+    big = np.stack([cv2.resize(np.uint8(255 * m), (cell, cell), interpolation=cv2.INTER_NEAREST) for m in scaled])
+    return frame_strip(np.repeat(big[..., None], 3, axis=-1), columns=columns, gap=gap)[..., 0]
