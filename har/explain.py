@@ -15,8 +15,11 @@ chooses them), an `Explainer` computes:
   states over time (ConvLSTM).
 - an out-of-distribution score: see `OodReference`.
 
-The clip, its T - 1 + 1 occluded variants and the three reorderings go through the model in one batch; the
-heat map and feature maps take one more forward and backward pass.
+Every variant (the T occluded clips, frozen, reversed, shuffled) is a rearrangement of the same T sampled
+frames. Layers that see each frame alone (the LRCN's CNN) therefore run once, on the T frames, and only the
+LSTM and the classifier run on all T + 4 rearrangements, in one batch; the ConvLSTM, recurrent from its first
+layer, runs every variant through the whole network in batches of `VARIANT_BATCH`. The heat maps and feature
+maps take one compiled forward and backward pass.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ MIN_HEAT_SIDE = 4  # Grad-CAM uses the last convolution whose output is at least
 OOD_NEIGHBOURS = 5  # the score is the mean distance to this many nearest training clips
 OOD_PERCENTILE = 99.0  # a clip scoring above this percentile of the held-out clips' scores is flagged
 OOD_FILE = "ood.npz"
+VARIANT_BATCH = 8  # clips per model call when every variant must run the whole network (the ConvLSTM)
 ORDERS = ("original", "frozen", "reversed", "shuffled")
 
 
@@ -118,21 +122,28 @@ def occlusion_neighbours(sequence_length: int) -> list[int]:
     return [position - 1 if position > 0 else min(1, sequence_length - 1) for position in range(sequence_length)]
 
 
+def variant_positions(sequence_length: int) -> tuple[dict[str, np.ndarray], int, list[int]]:
+    """Which sampled frame each variant shows at each position, as (T,) index arrays.
+
+    Returns ({"original", "frozen" (the middle frame repeated), "reversed", "shuffled" (seed 27)}, the frozen
+    position, the shuffle order). Every variant, occluded ones included, is a rearrangement of the same T
+    sampled frames.
+    """
+    positions = np.arange(sequence_length)
+    middle = sequence_length // 2
+    permutation = np.random.default_rng(SHUFFLE_SEED).permutation(sequence_length)
+    orders = {"original": positions, "frozen": np.full(sequence_length, middle), "reversed": positions[::-1],
+              "shuffled": permutation}  # fmt: skip
+    return orders, middle, permutation.tolist()
+
+
 def order_variants(frames: np.ndarray) -> tuple[dict[str, np.ndarray], int, list[int]]:
     """The clip as sampled, frozen on its middle frame, reversed and shuffled (seed 27), all from `frames`.
 
     Returns ({order name: (T, H, W, 3)}, frozen position, shuffle order).
     """
-    length = len(frames)
-    middle = length // 2
-    permutation = np.random.default_rng(SHUFFLE_SEED).permutation(length)
-    variants = {
-        "original": frames,
-        "frozen": np.repeat(frames[middle : middle + 1], length, axis=0),
-        "reversed": frames[::-1],
-        "shuffled": frames[permutation],
-    }
-    return variants, middle, permutation.tolist()
+    orders, middle, permutation = variant_positions(len(frames))
+    return {name: frames[positions] for name, positions in orders.items()}, middle, permutation
 
 
 def _inner(layer: keras.layers.Layer) -> keras.layers.Layer:
@@ -168,8 +179,13 @@ class Explainer:
         self.first_convolution = convolutions[0]
         wide = [i for i in convolutions if min(self.layers[i].output.shape[2:4]) >= MIN_HEAT_SIDE]
         self.heat_position = wide[-1] if wide else convolutions[0]
-        # One batched call gives every variant's probabilities and the clip's penultimate features.
-        self.scorer = _with_penultimate(network, self.layers)
+        self.full = _with_penultimate(self.layers)
+        # Layers that see each frame alone (the LRCN's CNN) run once on the T sampled frames; every variant is
+        # then a rearrangement of their outputs, and only the rest of the network runs on the whole batch.
+        self.per_frame = next((i for i, layer in enumerate(self.layers) if not _is_per_frame(layer)), 0)
+        self.frame_part = _chain(self.layers[: self.per_frame]) if self.per_frame else None
+        self.scorer = _with_penultimate(self.layers[self.per_frame :]) if self.per_frame else self.full
+        self._cam = _cam_function(self.layers, self.first_convolution, self.heat_position)
         self._lock = threading.Lock()
         self._reference: OodReference | None = None
         self._reference_error: str | None = None
@@ -186,7 +202,7 @@ class Explainer:
     def features(self, frames: np.ndarray) -> np.ndarray:
         """Penultimate features (the final Dense layer's input) of (N, T, H, W, 3) uint8 clips: (N, D)."""
         with self._lock:
-            return np.asarray(self.scorer.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
+            return np.asarray(self.full.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
 
     def explain(self, clip: Clip | np.ndarray, *, ood: bool = True) -> Explanation:
         """Explains one clip: a `har.video.Clip` decoded at this run's sequence length and frame size, or
@@ -202,14 +218,29 @@ class Explainer:
         length = self.sequence_length
         sampled = indices + [indices[-1]] * (length - len(indices))
         neighbours = occlusion_neighbours(length)
-        occluded = np.repeat(frames[None], length, axis=0)
-        for position, neighbour in enumerate(neighbours):
-            occluded[position, position] = frames[neighbour]
-        variants, middle, permutation = order_variants(frames)
-        batch = np.concatenate([np.stack([variants[name] for name in ORDERS]), occluded])
+        orders, middle, permutation = variant_positions(length)
+        occluded = np.tile(np.arange(length), (length, 1))
+        occluded[np.arange(length), np.arange(length)] = neighbours
+        positions = np.concatenate([np.stack([orders[name] for name in ORDERS]), occluded])  # (4 + T, T)
+        # Variants showing the same pixels (a frame occluded by an identical neighbour, a still clip reversed)
+        # are computed once, so they get exactly the same answer, not one that differs in the last bits.
+        first_with_pixels: dict[bytes, int] = {}
+        canonical = np.array([first_with_pixels.setdefault(frame.tobytes(), t) for t, frame in enumerate(frames)])
+        distinct, variant_of_row = np.unique(canonical[positions], axis=0, return_inverse=True)
         with self._lock:
-            probabilities, features = self.scorer.predict_on_batch(_scaled(batch))
-            probabilities = np.asarray(probabilities, dtype=np.float32)
+            if self.frame_part is not None:
+                per_frame = np.asarray(self.frame_part.predict_on_batch(_scaled(frames[None])))[0]
+                probabilities, features = self.scorer.predict_on_batch(per_frame[distinct])
+            else:
+                # Recurrent from the first layer on (ConvLSTM): every variant runs the whole network, in
+                # batches of VARIANT_BATCH, which is faster on CPUs than one batch of T + 4 (see the benchmark).
+                scaled, outputs = _scaled(frames), []
+                for start in range(0, len(distinct), VARIANT_BATCH):
+                    outputs.append(self.scorer.predict_on_batch(scaled[distinct[start : start + VARIANT_BATCH]]))
+                probabilities, features = (np.concatenate([np.asarray(out[i]) for out in outputs]) for i in (0, 1))
+            variant_of_row = variant_of_row.reshape(-1)
+            probabilities = np.asarray(probabilities, dtype=np.float32)[variant_of_row]
+            features = np.asarray(features, dtype=np.float32)[variant_of_row]
             predicted = int(np.argmax(probabilities[0]))
             heat_maps, feature_maps, heat_note = self._maps(frames, predicted)
         importance = probabilities[0, predicted] - probabilities[len(ORDERS) :, predicted]
@@ -236,31 +267,19 @@ class Explainer:
 
     def _maps(self, frames: np.ndarray, predicted: int) -> tuple[np.ndarray | None, np.ndarray, str | None]:
         """Grad-CAM heat maps (T, H, W) and the first layer's outputs (T, h, w, C) of one clip."""
-        inputs = keras.ops.convert_to_tensor(_scaled(frames[None]))
-        outputs, first = inputs, None
-        for position, layer in enumerate(self.layers[: self.heat_position + 1]):
-            outputs = layer(outputs, training=False)
-            if position == self.first_convolution:
-                first = outputs
-        activations = outputs
-        upper = self.layers[self.heat_position + 1 :]
-
-        def class_score(values):
-            for layer in upper:
-                values = layer(values, training=False)
-            return keras.ops.sum(values[:, predicted])
-
-        feature_maps = np.asarray(keras.ops.convert_to_numpy(first)[0], dtype=np.float32)
-        gradients = _gradient(class_score, activations)
-        if gradients is None:
-            return None, feature_maps, f"heat maps need the tensorflow or jax backend, not {keras.backend.backend()}."
-        activations = keras.ops.convert_to_numpy(activations)[0]  # (T, h, w, C)
-        weights = gradients[0].mean(axis=(1, 2), keepdims=True)  # (T, 1, 1, C): Grad-CAM's channel weights
+        if self._cam is None:
+            first = _chain(self.layers[: self.first_convolution + 1]).predict_on_batch(_scaled(frames[None]))
+            note = f"heat maps need the tensorflow or jax backend, not {keras.backend.backend()}."
+            return None, np.asarray(first[0], dtype=np.float32), note
+        mask = np.zeros(len(self.class_names), np.float32)
+        mask[predicted] = 1.0
+        first, activations, gradients = (np.asarray(value)[0] for value in self._cam(_scaled(frames[None]), mask))
+        weights = gradients.mean(axis=(1, 2), keepdims=True)  # (T, 1, 1, C): Grad-CAM's channel weights
         cams = np.maximum((weights * activations).sum(axis=-1), 0.0).astype(np.float32)  # (T, h, w)
         size = (self.image_size, self.image_size)
         heat = np.stack([cv2.resize(cam, size, interpolation=cv2.INTER_LINEAR) for cam in cams])
         peak = heat.max()  # one scale for the whole clip, so frames the model looked at less show fainter
-        return (heat / peak if peak > 0 else heat), feature_maps, None
+        return (heat / peak if peak > 0 else heat), np.asarray(first, dtype=np.float32), None
 
     def out_of_distribution(self, features: np.ndarray) -> dict:
         """The OOD verdict for one clip's penultimate features (D,)."""
@@ -279,9 +298,23 @@ class Explainer:
         return self._reference
 
 
-def _with_penultimate(network: keras.Model, layers: list) -> keras.Model:
-    """`network` (a chain of `layers`) giving [probabilities, the final layer's input]."""
-    inputs = keras.Input(network.input_shape[1:])
+def _is_per_frame(layer: keras.layers.Layer) -> bool:
+    """Whether `layer` computes each frame on its own (a TimeDistributed layer or har.models' twin of one)."""
+    return isinstance(getattr(layer, "source", layer), keras.layers.TimeDistributed)
+
+
+def _chain(layers: list) -> keras.Model:
+    """A model applying `layers` (already built, weights shared) one after the other."""
+    inputs = keras.Input(layers[0].input.shape[1:])
+    outputs = inputs
+    for layer in layers:
+        outputs = layer(outputs)
+    return keras.Model(inputs, outputs)
+
+
+def _with_penultimate(layers: list) -> keras.Model:
+    """A chain of `layers` giving [its output, the last layer's input]."""
+    inputs = keras.Input(layers[0].input.shape[1:])
     outputs = inputs
     for layer in layers[:-1]:
         outputs = layer(outputs)
@@ -296,20 +329,47 @@ def _scaled(frames: np.ndarray) -> np.ndarray:
     return np.asarray(frames).astype(np.float32) * np.float32(1 / 255)
 
 
-def _gradient(function, values) -> np.ndarray | None:
-    """d function(values) / d values as a NumPy array, on the TensorFlow or JAX backend (None on others)."""
+def _cam_function(layers: list, first_position: int, heat_position: int):
+    """A compiled function (inputs (1, T, H, W, 3), class mask (C,)) -> (first layer's outputs, the heat
+    layer's outputs, the gradient of the masked class score with respect to them); None on backends other
+    than TensorFlow and JAX."""
+    lower, upper = layers[: heat_position + 1], layers[heat_position + 1 :]
+
+    def forward(inputs):
+        outputs, first = inputs, None
+        for position, layer in enumerate(lower):
+            outputs = layer(outputs, training=False)
+            if position == first_position:
+                first = outputs
+        return first, outputs
+
+    def score(activations, mask):
+        for layer in upper:
+            activations = layer(activations, training=False)
+        return keras.ops.sum(activations * mask)
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            tape.watch(values)
-            score = function(values)
-        return tape.gradient(score, values).numpy()
+        @tf.function(reduce_retracing=True)
+        def cam(inputs, mask):
+            first, activations = forward(inputs)
+            with tf.GradientTape() as tape:
+                tape.watch(activations)
+                value = score(activations, mask)
+            return first, activations, tape.gradient(value, activations)
+
+        return cam
     if backend == "jax":
         import jax
 
-        return np.asarray(jax.grad(function)(values))
+        @jax.jit
+        def cam(inputs, mask):
+            first, activations = forward(inputs)
+            return first, activations, jax.grad(score)(activations, mask)
+
+        return cam
     return None
 
 
@@ -446,7 +506,7 @@ def penultimate_features(predictor):
     from har.models import fast_model
 
     network = fast_model(predictor.model)
-    model = _with_penultimate(network, [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)])
+    model = _with_penultimate([layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)])
     lock = threading.Lock()
 
     def features(frames: np.ndarray) -> np.ndarray:
