@@ -540,3 +540,36 @@ def map_grid(maps: np.ndarray, *, columns: int = 8, cell: int = 96, gap: int = 2
     scaled = np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
     big = np.stack([cv2.resize(np.uint8(255 * m), (cell, cell), interpolation=cv2.INTER_NEAREST) for m in scaled])
     return frame_strip(np.repeat(big[..., None], 3, axis=-1), columns=columns, gap=gap)[..., 0]
+
+
+def architecture_dot(model: keras.Model) -> str:
+    """A Graphviz DOT diagram of a model drawn from the model itself: one box per layer with its output shape
+    (batch left out) and parameter count, arrows in data order; for `st.graphviz_chart` or `dot -Tsvg`.
+
+    TimeDistributed layers are labelled with the layer they wrap, e.g. "TimeDistributed(Conv2D 16, 3x3)".
+    """
+    from har.models import layer_table
+
+    def label(layer) -> str:
+        inner = _inner(layer)
+        name = type(inner).__name__
+        if isinstance(inner, (keras.layers.Conv2D, keras.layers.ConvLSTM2D)):
+            name += f" {inner.filters}, {'x'.join(map(str, inner.kernel_size))}"
+        elif isinstance(inner, (keras.layers.LSTM, keras.layers.Dense)):
+            name += f" {inner.units}"
+        return f"TimeDistributed({name})" if inner is not layer else name
+
+    def shape(dims) -> str:
+        return " x ".join(str(d) for d in dims)
+
+    lines = [f'digraph "{model.name}" {{', "  rankdir=TB;",
+             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];',
+             f'  input [label="Input\\n{shape(model.input_shape[1:])}", fillcolor="#ffffff"];']  # fmt: skip
+    previous = "input"
+    for i, (layer, (_, output_shape, parameters)) in enumerate(zip(model.layers, layer_table(model))):
+        node = f"layer{i}"
+        lines.append(f'  {node} [label="{label(layer)}\\n{shape(output_shape)}\\n{parameters:,} parameters"];')
+        lines.append(f"  {previous} -> {node};")
+        previous = node
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Explanations of what a model looks at, on tiny real models and real video files."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from har.datasets import find_clips, load_cache, make_split
-from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, explain_clip, occlusion_neighbours,
-                         order_variants)  # fmt: skip
+from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, architecture_dot, heat_overlay, map_grid,
+                         occlusion_neighbours, order_variants)  # fmt: skip
+from har.glossary import explain_term
 from har.inference import Predictor
 from har.models import build_model
 from har.runs import find_run
@@ -244,3 +246,43 @@ def test_cli_explain_mistakes_get_one_line(run_copy, tmp_path):
         assert code == 2 and len(lines) == 1 and lines[0].startswith("har: error: ") and fragment in lines[0], err
     code, _, err = har("explain", str(bad), models_dir=tmp_path / "empty")
     assert code == 2 and str(bad) in err
+
+
+def test_heat_overlay_keeps_cold_pixels_darker_blue_and_hot_ones_red():
+    frames = np.full((2, 4, 4, 3), 100, np.uint8)
+    heat = np.zeros((2, 4, 4), np.float32)
+    heat[1, 0, 0] = 1.0
+    overlay = heat_overlay(frames, heat, opacity=0.5)
+    assert overlay.shape == (2, 4, 4, 3) and overlay.dtype == np.uint8
+    assert overlay[1, 0, 0, 0] > overlay[1, 0, 0, 2]  # hot: red over blue
+    assert overlay[0, 0, 0, 2] > overlay[0, 0, 0, 0]  # cold: blue over red
+    with pytest.raises(ValueError, match="differ"):
+        heat_overlay(frames, heat[:, :2])
+
+
+def test_map_grid_enlarges_each_map_with_its_own_range():
+    maps = np.stack([np.arange(4.0).reshape(2, 2), np.full((2, 2), 7.0), 1000 * np.eye(2)])
+    grid = map_grid(maps, columns=2, cell=10, gap=2)
+    assert grid.shape == (22, 22) and grid.dtype == np.uint8
+    assert [grid[0, 0], grid[0, 9], grid[9, 0], grid[9, 9]] == [0, 85, 170, 255]  # the first map's 0..3, scaled
+    assert (grid[:10, 12:] == 0).all()  # a constant map is flat, not noise
+    assert grid[12, 0] == 255 and grid[12, 9] == 0  # the third map: its own range, however large
+
+
+def test_architecture_diagram_is_drawn_from_the_model():
+    model = build_model("lrcn")
+    dot = architecture_dot(model)
+    assert dot.count(" -> ") == len(model.layers)
+    assert "TimeDistributed(Conv2D 16, 3x3)\\n20 x 64 x 64 x 16\\n448 parameters" in dot
+    assert "LSTM 32\\n32\\n12,416 parameters" in dot
+    counts = [int(count.replace(",", "")) for count in re.findall(r"\\n([\d,]+) parameters", dot)]
+    assert sum(counts) == model.count_params() == 73_060
+
+
+def test_glossary_covers_the_terms_learners_meet():
+    for term in ("epoch", "validation", "early stopping", "patience", "ConvLSTM gates", "TimeDistributed",
+                 "chance level", "Grad-CAM", "out of distribution"):  # fmt: skip
+        text = explain_term(term)
+        assert 20 < len(text) < 400 and text.count(". ") <= 2, term
+    with pytest.raises(KeyError, match="backpropagation"):
+        explain_term("backpropagation")
