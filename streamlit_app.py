@@ -17,6 +17,7 @@ navigation = st.navigation(
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/predict.py", title="Predict", icon=":material/upload:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
     ]
 )
 data_dir, models_dir = paths()

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, "show_help", parser.print_help)()
         return 2
     try:
-        if args.handler in (_evaluate, _compare, _predict, _timeline, _export, _import):
+        if args.handler in (_evaluate, _compare, _predict, _explain, _timeline, _export, _import):
             _import_keras_quietly()
         return args.handler(args) or 0
     except KeyboardInterrupt:
@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--run", action="append", help="run id or folder (repeatable; default: latest of each model)")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=_predict)
+
+    explain = commands.add_parser("explain", help="what each run looks at in a clip: frames, order, where, OOD")
+    explain.add_argument("clip", help="a video file")
+    explain.add_argument("--run", action="append", help="run id or folder (repeatable; default: latest of each model)")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(handler=_explain)
 
     timeline = commands.add_parser("timeline", help="sliding-window predictions over a long video")
     timeline.add_argument("video")
@@ -460,6 +466,7 @@ def _selected_runs(models_dir, chosen: list[str] | None):
 
 
 def _predict(args) -> int:
+    from har.explain import out_of_distribution
     from har.inference import Predictor
     from har.video import decode_clip
 
@@ -474,7 +481,8 @@ def _predict(args) -> int:
             sampled[key] = decode_clip(args.clip, *key).frames
         probabilities = predictor.as_dict(predictor.predict_frames(sampled[key]))
         results.append({"run_id": predictor.run_id, "model": predictor.model_name,
-                        "label": next(iter(probabilities)), "probabilities": probabilities})  # fmt: skip
+                        "label": next(iter(probabilities)), "probabilities": probabilities,
+                        **out_of_distribution(predictor, run, sampled[key])})  # fmt: skip
     if args.json:
         print(json.dumps({"clip": args.clip, "runs": results}, indent=2))
         return 0
@@ -482,6 +490,41 @@ def _predict(args) -> int:
         print(f"{result['model']} ({result['run_id']}): {result['label']}")
         for name, p in result["probabilities"].items():
             print(f"  {name:<24} {p:6.1%} {'#' * round(p * 30)}")
+        _print_ood(result)
+    return 0
+
+
+def _print_ood(result: dict) -> None:
+    if result["out_of_distribution"]:
+        print(f"  note: this clip is unlike the training clips (OOD score {result['ood_score']:.3g} > "
+              f"{result['ood_threshold']:.3g}); do not trust the answer")  # fmt: skip
+
+
+def _explain(args) -> int:
+    from har.explain import explain_clip
+    from har.video import decode_clip
+
+    models_dir = config_module.models_dir(args.models_dir)
+    # A bad file fails here, before any run is looked up or loaded; runs with the default preprocessing reuse it.
+    default = decode_clip(args.clip, 20, 64)
+
+    def decoder(path, sequence_length: int, image_size: int):
+        return default if (sequence_length, image_size) == (20, 64) else decode_clip(path, sequence_length, image_size)
+
+    result = explain_clip(args.clip, _selected_runs(models_dir, args.run), models_dir, decoder=decoder)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.clip}: {result['frame_count']} frames")
+    for run in result["runs"]:
+        print(f"{run['model']} ({run['run_id']}): {run['label']} {run['probabilities'][run['label']]:.1%}")
+        print(f"  sampled frames: {' '.join(map(str, run['sampled_frames']))}")
+        print(f"  frame importance: {' '.join(f'{value:+.3f}' for value in run['frame_importance'])}")
+        for order, probabilities in run["order"].items():
+            print(f"  {order:<9} {run['label']} {probabilities[run['label']]:6.1%}")
+        _print_ood(run)
+        if run["out_of_distribution"] is None:
+            print(f"  out of distribution: unknown ({run['ood_note']})")
     return 0
 
 

@@ -1,0 +1,135 @@
+"""Explain: what each trained model looks at in one clip, side by side."""
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from har.datasets import find_clips
+from har.explain import ORDERS, Explainer, heat_overlay, map_grid
+from har.glossary import GLOSSARY
+from har.sandbox import decode_untrusted
+from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, sample_indices
+from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for
+
+data_dir, models_dir = paths()
+st.title("Explain")
+runs = finished_runs(models_dir)
+if not runs:
+    st.info("No trained model yet: train the models on the Train page, then come back to see what they look at.")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+
+@st.cache_resource(max_entries=8, show_spinner="Preparing the explanation...")
+def _explainer(run_path: str, model_mtime: float, _predictor, _run) -> Explainer:
+    return Explainer(_predictor, _run)
+
+
+def explainer_for(run) -> Explainer:
+    """One Explainer per run, shared by every session (it holds a lock); retraining makes a new one."""
+    return _explainer(str(run.path), (run.path / "model.keras").stat().st_mtime, predictor_for(run, models_dir), run)
+
+
+upload = st.file_uploader("A video clip", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS])
+samples = find_clips(data_dir / "demo") if (data_dir / "demo").is_dir() else []
+sample = st.selectbox("...or a sample clip", [None, *samples],
+                      format_func=lambda clip: "none" if clip is None else clip.path.name)  # fmt: skip
+if upload is not None:
+    name, data = upload.name, upload.getvalue()
+elif sample is not None:
+    name, data = sample.path.name, sample.path.read_bytes()
+else:
+    st.caption("Upload a clip (mp4, avi, mov, webm, mkv, gif) or pick a sample to see what each model looks at.")
+    st.stop()
+
+with tempfile.TemporaryDirectory() as folder:
+    path = Path(folder) / f"upload{Path(name).suffix.lower()}"
+    path.write_bytes(data)
+    try:
+        explainers = [explainer_for(run) for run in runs]
+        clips = {}
+        for explainer in explainers:
+            key = (explainer.sequence_length, explainer.image_size)
+            if key not in clips:
+                clips[key] = decode_untrusted(path, *key)  # in a child process: uploads are untrusted
+        explanations = [e.explain(clips[(e.sequence_length, e.image_size)]) for e in explainers]
+        frame_count = next(iter(clips.values())).frame_count
+        length = st.slider("Sequence length", 1, min(max(frame_count, 1), 60), explainers[0].sequence_length,
+                           help=GLOSSARY["sequence length"])  # fmt: skip
+        chosen = sample_indices(frame_count, length)
+        preview = decode_untrusted(path, length, 48)
+    except (VideoError, ValueError, OSError) as error:
+        st.error(str(error).replace(str(path), name))
+        st.stop()
+
+st.subheader("Which frames", help=GLOSSARY["sequence length"])
+timeline = pd.DataFrame({"frame": range(frame_count), "sampled": ["sampled" if i in set(chosen) else "skipped"
+                                                                 for i in range(frame_count)]})  # fmt: skip
+chart = px.scatter(timeline, x="frame", y=[0] * frame_count, color="sampled", height=140,
+                   color_discrete_map={"sampled": "crimson", "skipped": "lightgrey"})  # fmt: skip
+chart.update_yaxes(visible=False)
+chart.update_layout(margin={"t": 10, "b": 10}, legend_title_text="")
+st.plotly_chart(chart, width="stretch")
+st.image(frame_strip(preview.frames[: len(chosen)], columns=min(len(chosen), 20)),
+         caption=f"{len(chosen)} frames of {frame_count}: every {max(frame_count // length, 1)}th frame from 0")  # fmt: skip
+
+st.subheader("The answers")
+columns = st.columns(len(explanations))
+for column, explanation in zip(columns, explanations):
+    top = explanation.label
+    column.metric(MODEL_LABELS.get(explanation.model, explanation.model), top,
+                  f"{explanation.probabilities.max():.1%}", delta_color="off")  # fmt: skip
+    ood = explanation.ood
+    if ood["out_of_distribution"]:
+        column.warning(f"This clip is unlike anything this model was trained on (score {ood['ood_score']:.3g}, "
+                       f"threshold {ood['ood_threshold']:.3g}): the {explanation.probabilities.max():.0%} means "
+                       "little.", icon=":material/help:")  # fmt: skip
+    elif ood["out_of_distribution"] is False:
+        column.caption(f"Like the training clips (score {ood['ood_score']:.3g} ≤ {ood['ood_threshold']:.3g}).",
+                       help=GLOSSARY["out-of-distribution"])  # fmt: skip
+    else:
+        column.caption(f"Cannot tell how unusual this clip is: {ood['ood_note']}", help=GLOSSARY["out-of-distribution"])
+
+st.subheader("Which frames mattered", help=GLOSSARY["frame importance"])
+columns = st.columns(len(explanations))
+for column, explanation in zip(columns, explanations):
+    column.image(frame_strip(explanation.frames, columns=len(explanation.frames)), width="stretch")
+    bars = pd.DataFrame({"frame": [str(i) for i in explanation.sampled_frames], "drop": explanation.frame_importance})
+    chart = px.bar(bars, x="frame", y="drop", height=220, labels={"drop": f"drop of P({explanation.label})"})
+    chart.update_xaxes(type="category")
+    chart.update_layout(margin={"t": 10, "b": 10})
+    column.plotly_chart(chart, width="stretch", key=f"importance-{explanation.run_id}")
+
+st.subheader("Does it use motion?", help=GLOSSARY["order test"])
+columns = st.columns(len(explanations))
+for column, explanation in zip(columns, explanations):
+    table = pd.DataFrame({order: explanation.order[order] for order in ORDERS}, index=list(explanation.class_names))
+    long_form = table.reset_index(names="class").melt(id_vars="class", var_name="clip", value_name="probability")
+    chart = px.bar(long_form, x="clip", y="probability", color="class", barmode="group", height=260, range_y=[0, 1])
+    chart.update_layout(margin={"t": 10, "b": 10})
+    column.plotly_chart(chart, width="stretch", key=f"order-{explanation.run_id}")
+    column.caption(f"Frozen: frame {explanation.sampled_frames[explanation.frozen_position]} repeated; shuffled "
+                   "with seed 27. The same answer for all four means the model reads the scene, not the motion.")  # fmt: skip
+
+st.subheader("Where in the frame", help=GLOSSARY["grad-cam"])
+columns = st.columns(len(explanations))
+for column, explanation in zip(columns, explanations):
+    if explanation.heat_maps is None:
+        column.info(explanation.heat_note)
+        continue
+    column.image(frame_strip(heat_overlay(explanation.frames, explanation.heat_maps), columns=5), width="stretch",
+                 caption=f"Grad-CAM on {explanation.heat_layer} for {explanation.label}: red = strong evidence")  # fmt: skip
+
+st.subheader("What the first layer sees", help=GLOSSARY["feature maps"])
+columns = st.columns(len(explanations))
+for column, explanation in zip(columns, explanations):
+    maps = explanation.feature_maps  # (T, h, w, C)
+    position = column.slider("Frame", 0, len(maps) - 1, len(maps) // 2, key=f"maps-{explanation.run_id}",
+                             help=GLOSSARY["timedistributed" if explanation.model == "lrcn" else "convlstm gates"])  # fmt: skip
+    column.image(map_grid(maps[position].transpose(2, 0, 1), columns=4, cell=128), width="stretch",
+                 caption=f"{maps.shape[-1]} maps of {explanation.feature_layer} at frame "
+                         f"{explanation.sampled_frames[position]}"
+                         + (" (hidden states: the memory of every frame so far)" if explanation.model == "convlstm" else ""))  # fmt: skip
