@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated UCF50 classes, or 'all' (default: the report's four)")  # fmt: skip
     ucf50.add_argument("--source", help="a UCF50 archive (.rar, .zip, .tar*) or extracted folder already on disk")
     ucf50.add_argument("--url", default=None, help="where to download the archive from (default: the UCF50 site)")
+    ucf50.add_argument("--insecure-tls", action="store_true", default=None,
+                       help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
     ucf50.set_defaults(handler=_data_ucf50)
 
     build = data.add_parser("build", help="decode a dataset into a uint8 frame cache")
@@ -218,6 +220,7 @@ def _data_ucf50(args) -> int:
             url=args.url or ucf50.UCF50_URL,
             on_download=on_download,
             on_extract=on_extract,
+            insecure_tls=args.insecure_tls,
         )
     print(f"UCF50 classes ready: {root}")
     return 0
