@@ -7,6 +7,7 @@ A mistake the user can fix (a missing file, a bad value, an unreadable video) en
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -75,8 +76,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="har", description="Human activity recognition on UCF50: data, models, app.")
-    parser.add_argument("--data-dir", help="datasets and caches (default: $HAR_DATA_DIR or ./data)")
-    parser.add_argument("--models-dir", help="trained runs (default: $HAR_MODELS_DIR or ./models)")
+    parser.add_argument("--data-dir", help="datasets and caches (default: $HAR_DATA_DIR, $HAR_HOME/data or ./data)")
+    parser.add_argument("--models-dir", help="trained runs (default: $HAR_MODELS_DIR, $HAR_HOME/models or ./models)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     commands = parser.add_subparsers(title="commands", parser_class=_Parser)
 
@@ -132,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detach", action="store_true", help="start the job and return at once")
     train.add_argument("--resume", metavar="JOB", help="resume a killed or cancelled job instead of starting one")
     train.set_defaults(handler=_train)
+
+    reproduce = commands.add_parser("reproduce", help="the whole study as one background job: UCF50 -> cache -> "
+                                    "both models on both splits -> comparison (resumable)")  # fmt: skip
+    reproduce.add_argument("--source", help="a UCF50 archive or extracted folder on disk (default: download it)")
+    reproduce.add_argument("--url", help="where to download the archive from (default: the UCF50 site)")
+    reproduce.add_argument("--insecure-tls", action="store_true", default=None,
+                           help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
+    reproduce.add_argument("--classes", default=",".join(config_module.REPORT_CLASSES),
+                           help="comma-separated UCF50 classes (default: the report's four)")  # fmt: skip
+    reproduce.add_argument("--splits", default=",".join(config_module.SPLITS), help="default: report,group")
+    reproduce.add_argument("--seeds", default=str(defaults.seed), help="comma-separated seeds (default: 27)")
+    reproduce.add_argument("--epochs", type=int, default=defaults.epochs)
+    reproduce.add_argument("--sequence-length", type=int, default=defaults.sequence_length)
+    reproduce.add_argument("--image-size", type=int, default=defaults.image_size)
+    reproduce.add_argument("--json", action="store_true", help="print the final comparison as JSON")
+    reproduce.add_argument("--detach", action="store_true", help="start the pipeline and return at once")
+    reproduce.set_defaults(handler=_reproduce)
 
     runs = commands.add_parser("runs", help="list trained runs and their status")
     runs.add_argument("--json", action="store_true")
@@ -309,11 +327,11 @@ def _train(args) -> int:
         return 130
 
 
-def _follow(job) -> int:
-    """Shows a job's events as progress bars until it ends; exit status 0 only if every model finished."""
+def _follow(job, seen: int = 0) -> int:
+    """Shows a job's events (from the `seen`-th on) until it ends; exit status 0 only if every model finished."""
     from tqdm import tqdm
 
-    seen, bar = 0, None
+    bar = None
     while True:
         alive = job.is_alive()
         for event in job.events(seen):
@@ -345,6 +363,22 @@ def _follow(job) -> int:
                 print(f"har: error: training failed: {event.get('reason')}", file=sys.stderr)
             elif kind == "cancelled":
                 print(f"{event.get('model', 'job')}: cancelled", file=sys.stderr)
+            elif kind == "stage" and event["status"] != "done":  # a pipeline's (har reproduce)
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                print(f"{event['stage']}: {'already done' if event['status'] == 'skipped' else 'started'}", file=sys.stderr)
+            elif kind == "progress":
+                if bar is None or bar.desc != event["stage"]:
+                    if bar is not None:
+                        bar.close()
+                    bytes_ = event["stage"] == "download"
+                    bar = tqdm(total=event["total"], desc=event["stage"], leave=False, unit="B" if bytes_ else "clip",
+                               unit_scale=bytes_, unit_divisor=1024)  # fmt: skip
+                bar.total, bar.n = event["total"], event["done"]
+                bar.refresh()
+            elif kind == "pipeline_failed":
+                print(f"har: error: {event['reason']}", file=sys.stderr)
         if not alive:
             break
         time.sleep(0.3)
@@ -352,9 +386,52 @@ def _follow(job) -> int:
         bar.close()
     state = job.state()
     if state == "killed":
-        print(f"har: error: job {job.id} stopped unexpectedly; resume it with `har train --resume {job.id}`",
-              file=sys.stderr)  # fmt: skip
+        from har.pipeline import Pipeline
+
+        if isinstance(job, Pipeline):
+            print(f"har: error: pipeline {job.id} stopped unexpectedly; run the same command again to continue it",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print(f"har: error: job {job.id} stopped unexpectedly; resume it with `har train --resume {job.id}`",
+                  file=sys.stderr)  # fmt: skip
     return 0 if state == "finished" else 1
+
+
+def _reproduce(args) -> int:
+    from har import pipeline
+
+    try:
+        seeds = [int(seed) for seed in _classes(args.seeds)]
+    except ValueError:
+        raise ValueError(f"--seeds {args.seeds!r}: give comma-separated whole numbers, like 27,28.") from None
+    options = pipeline.Options(
+        data_dir=str(config_module.data_dir(args.data_dir)), source=args.source, url=args.url,
+        classes=_classes(args.classes), splits=_classes(args.splits), seeds=seeds, epochs=args.epochs,
+        sequence_length=args.sequence_length, image_size=args.image_size, insecure_tls=args.insecure_tls,
+    )  # fmt: skip
+    models_dir = config_module.models_dir(args.models_dir)
+    job = pipeline.start(options, models_dir)
+    seen = job.first_event  # a pipeline that continues has the events of its earlier tries
+    print(f"pipeline {job.id} started ({len(job.run_ids())} runs); models dir: {models_dir}", file=sys.stderr)
+    if args.detach:
+        return 0
+    try:
+        # With --json, stdout holds the JSON alone: the progress lines go to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            status = _follow(job, seen)
+    except KeyboardInterrupt:
+        print("cancelling...", file=sys.stderr)
+        job.cancel()
+        job.wait()
+        print(f"pipeline {job.id} cancelled; run the same command again to continue it", file=sys.stderr)
+        return 130
+    if job.state() == "failed":
+        return 2  # its reason was printed as `har: error: ...`; most are the user's to fix (TLS, a wrong archive)
+    if status == 0 and args.json:
+        print(json.dumps(job.comparison(), indent=2))
+    elif status == 0:
+        print(f"done: `har compare {' '.join(job.run_ids())}` shows the comparison again")
+    return status
 
 
 def _runs(args) -> int:
