@@ -56,10 +56,7 @@ def status(data_dir: str | os.PathLike | None = None, models_dir: str | os.PathL
 
 def mount_of(path: str | os.PathLike, mountinfo: str = "/proc/self/mountinfo") -> tuple[Path, str]:
     """(mount point, filesystem type) of the mount that holds `path` (or would hold it, if it does not exist)."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    path = path.resolve()
+    path = Path(path).resolve()  # symlinks of the part that exists are followed; the rest is taken as written
     best, filesystem = Path("/"), "unknown"
     try:
         lines = Path(mountinfo).read_text().splitlines()
