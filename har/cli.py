@@ -245,32 +245,19 @@ def _data_ucf50(args) -> int:
 
 
 def _data_build(args) -> int:
-    from har import archives
-    from har.datasets import build_cache, default_cache_path, ucf50
+    from har.services import prepare_cache
 
     config_module.Config(sequence_length=args.sequence_length, image_size=args.image_size)  # validates both
     data_dir = config_module.data_dir(args.data_dir)
     source = Path(args.source) if args.source else data_dir / "demo"
-    if not source.exists():
-        hint = "run `har data demo` first, or pass --source" if not args.source else "check the path"
-        raise FileNotFoundError(f"{source}: no such dataset; {hint}.")
-    classes = _classes(args.classes)
-    if archives.is_archive(source):
-        bar, update = _progress_bar("extracting")
-        with bar:
-            source = ucf50.extract_classes(source, data_dir / source.name.split(".")[0], classes, progress=update)
-    out = Path(args.out) if args.out else default_cache_path(data_dir, source, args.sequence_length, args.image_size)
-    bar, update = _progress_bar("decoding clips")
-    with bar:
-        path = build_cache(
-            source,
-            out,
-            classes=classes,
-            sequence_length=args.sequence_length,
-            image_size=args.image_size,
-            workers=args.workers,
-            progress=update,
-        )
+    if not source.exists() and not args.source:
+        raise FileNotFoundError(f"{source}: no such dataset; run `har data demo` first, or pass --source.")
+    extract_bar, on_extract = _progress_bar("extracting")
+    decode_bar, on_decode = _progress_bar("decoding clips")
+    with extract_bar, decode_bar:
+        path = prepare_cache(source, data_dir=data_dir, classes=_classes(args.classes),
+                             sequence_length=args.sequence_length, image_size=args.image_size, out=args.out,
+                             workers=args.workers, on_extract=on_extract, on_decode=on_decode)  # fmt: skip
     info = _load_info(path)
     print(f"frame cache ready: {path} ({info['clips']} clips, {info['skipped_clips']} skipped)")
     return 0
@@ -473,9 +460,9 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from har.evaluation import compare
+    from har.services import compare_runs
 
-    table = compare(args.runs or None, config_module.models_dir(args.models_dir))
+    table = compare_runs(args.runs or None, config_module.models_dir(args.models_dir))
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
@@ -491,35 +478,13 @@ def _compare(args) -> int:
     return 0
 
 
-def _selected_runs(models_dir, chosen: list[str] | None):
-    from har.runs import find_run, latest_runs
-
-    if chosen:
-        return [find_run(models_dir, run) for run in chosen]
-    runs = latest_runs(models_dir)
-    if not runs:
-        raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
-    return runs
-
-
 def _predict(args) -> int:
-    from har.inference import Predictor
-    from har.video import decode_clip
+    from har.services import predict_file
 
-    models_dir = config_module.models_dir(args.models_dir)
-    # A bad file fails here, before any run is looked up or loaded; runs sharing the default preprocessing
-    # reuse these frames.
-    results, sampled = [], {(20, 64): decode_clip(args.clip, 20, 64).frames}
-    for run in _selected_runs(models_dir, args.run):
-        predictor = Predictor.from_run(run, models_dir)
-        key = (predictor.sequence_length, predictor.image_size)
-        if key not in sampled:  # runs with the same preprocessing share one decode
-            sampled[key] = decode_clip(args.clip, *key).frames
-        probabilities = predictor.as_dict(predictor.predict_frames(sampled[key]))
-        results.append({"run_id": predictor.run_id, "model": predictor.model_name,
-                        "label": next(iter(probabilities)), "probabilities": probabilities})  # fmt: skip
+    predictions = predict_file(args.clip, args.run, config_module.models_dir(args.models_dir))
+    results = predictions.runs
     if args.json:
-        print(json.dumps({"clip": args.clip, "runs": results}, indent=2))
+        print(json.dumps(predictions.to_dict(), indent=2))
         return 0
     for result in results:
         print(f"{result['model']} ({result['run_id']}): {result['label']}")
