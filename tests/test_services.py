@@ -20,7 +20,7 @@ def test_prepare_cache_extracts_an_archive_then_builds_and_reuses_the_cache(demo
                                   image_size=32, on_decode=lambda done, total: seen.append((done, total)))  # fmt: skip
     assert path == tmp_path / "data" / "caches" / "UCF50-T8-S32"
     cache = load_cache(path)
-    assert cache.class_names == ["Waving", "Squats"] and cache.frames.shape == (64, 8, 32, 32, 3)
+    assert list(cache.class_names) == ["Waving", "Squats"] and cache.frames.shape == (64, 8, 32, 32, 3)
     assert seen[-1] == (64, 64)
     modified = (path / "frames.npy").stat().st_mtime_ns
     assert services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["Waving", "Squats"],
@@ -64,7 +64,7 @@ def test_compare_runs_adds_each_runs_confusion_matrix(trained):
     table = services.compare_runs([run.name], models_dir)
     (row,) = table["runs"]
     matrix = np.array(row["confusion_matrix"])
-    assert row["class_names"] == load_cache(row_cache(run)).class_names
+    assert row["class_names"] == list(load_cache(row_cache(run)).class_names)
     assert matrix.shape == (4, 4) and matrix.sum() > 0
     assert np.isclose(np.trace(matrix) / matrix.sum(), row["accuracy"])
 

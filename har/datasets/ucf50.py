@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import urllib.parse
 from pathlib import Path, PurePosixPath
@@ -93,10 +94,24 @@ def extract_classes(
     """Extracts the video files of `classes` (all when None) from a UCF50-layout archive to `destination/<Class>/`.
 
     Members are recognised by their parent folder (`[UCF50/]<Class>/<file>`), so the archive may hold the
-    class folders at its top or one level down.
+    class folders at its top or one level down. A second call for the same archive (same size and time) and
+    classes it already extracted writes nothing: the clips keep their times, so a frame cache built from them
+    stays valid.
     """
     destination = Path(destination)
     wanted = set(classes) if classes else None
+    marker = destination.with_name(f".{destination.name}.extracted.json")  # beside it: the folder holds clips only
+    status = Path(archive).stat()
+    source = {"archive": str(Path(archive).resolve()), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
+    try:
+        done = json.loads(marker.read_text())
+        if {key: done[key] for key in source} == source and (
+            done["classes"] is None or wanted is not None and wanted <= set(done["classes"])
+        ):
+            log.info("%s already holds %s from %s", destination, ", ".join(sorted(wanted or [])) or "every class", archive)
+            return destination
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
 
     def select(name: PurePosixPath) -> PurePosixPath | None:
         if len(name.parts) < 2 or name.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -112,4 +127,5 @@ def extract_classes(
     if missing or not written and not found:
         raise ValueError(f"{archive}: holds no clips for {', '.join(missing) or 'any class'}; is it UCF50?")
     log.info("extracted %d clips to %s", len(written), destination)
+    marker.write_text(json.dumps({**source, "classes": sorted(wanted) if wanted is not None else None}))
     return destination
