@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--epochs", type=int, default=defaults.epochs)
     reproduce.add_argument("--sequence-length", type=int, default=defaults.sequence_length)
     reproduce.add_argument("--image-size", type=int, default=defaults.image_size)
+    reproduce.add_argument("--until", choices=("download", "extract", "cache"),
+                           help="stop after this stage (get the data and build the cache only)")  # fmt: skip
     reproduce.add_argument("--json", action="store_true", help="print the final comparison as JSON")
     reproduce.add_argument("--detach", action="store_true", help="start the pipeline and return at once")
     reproduce.set_defaults(handler=_reproduce)
@@ -394,12 +396,14 @@ def _reproduce(args) -> int:
     options = pipeline.Options(
         data_dir=str(config_module.data_dir(args.data_dir)), source=args.source, url=args.url,
         classes=_classes(args.classes), splits=_classes(args.splits), seeds=seeds, epochs=args.epochs,
-        sequence_length=args.sequence_length, image_size=args.image_size, insecure_tls=args.insecure_tls,
+        sequence_length=args.sequence_length, image_size=args.image_size, until=args.until,
+        insecure_tls=args.insecure_tls,
     )  # fmt: skip
     models_dir = config_module.models_dir(args.models_dir)
     job = pipeline.start(options, models_dir)
     seen = job.first_event  # a pipeline that continues has the events of its earlier tries
-    print(f"pipeline {job.id} started ({len(job.run_ids())} runs); models dir: {models_dir}", file=sys.stderr)
+    print(f"pipeline {job.id} started: {len(job.stage_names())} stages, {len(job.run_ids())} runs to train; "
+          f"models dir: {models_dir}", file=sys.stderr)  # fmt: skip
     if args.detach:
         return 0
     try:
@@ -414,7 +418,9 @@ def _reproduce(args) -> int:
         return 130
     if job.state() == "failed":
         return 2  # its reason was printed as `har: error: ...`; most are the user's to fix (TLS, a wrong archive)
-    if status == 0 and args.json:
+    if status == 0 and args.until:
+        print(f"stopped after {args.until}" + (f": frame cache {job.cache()}" if job.cache() else ""))
+    elif status == 0 and args.json:
         print(json.dumps(job.comparison(), indent=2))
     elif status == 0:
         print(f"done: `har compare {' '.join(job.run_ids())}` shows the comparison again")

@@ -40,6 +40,7 @@ from har.config import MODEL_NAMES, REPORT_CLASSES, SPLITS
 log = logging.getLogger(__name__)
 
 PROGRESS_EVENT_SECONDS = 0.5  # at most two progress events a second per stage
+DATA_STAGES = ("download", "extract", "cache")
 
 
 class Cancelled(Exception):
@@ -60,6 +61,7 @@ class Options:
     epochs: int = 30
     sequence_length: int = 20
     image_size: int = 64
+    until: str | None = None  # "download", "extract" or "cache": stop after that stage (the Data page's job)
     insecure_tls: bool | None = None  # None: $HAR_INSECURE_TLS
 
     def __post_init__(self):
@@ -74,6 +76,10 @@ class Options:
         unknown = [model for model in self.models if model not in MODEL_NAMES]
         if unknown or not self.models:
             raise ValueError(f"model {', '.join(unknown) or 'list is empty'}: choose from {', '.join(MODEL_NAMES)}.")
+        if self.until not in (None, *DATA_STAGES):
+            raise ValueError(f"--until {self.until!r}: choose one of {', '.join(DATA_STAGES)}.")
+        if self.until == "download" and self.source is not None:
+            raise ValueError("--until download: there is nothing to download with --source.")
         if not self.seeds or not all(isinstance(seed, int) and seed >= 0 for seed in self.seeds):
             raise ValueError(f"--seeds {self.seeds!r}: give whole numbers of 0 or more.")
         # The training settings are checked the way every run checks them.
@@ -177,6 +183,8 @@ class Pipeline:
         """Every stage, in order."""
         names = [] if self.options.source else ["download"]
         names += ["extract", "cache"]
+        if self.options.until:
+            return names[: names.index(self.options.until) + 1]
         names += [f"train {self.run_id(*run)}" for run in self.options.runs()]
         return names + ["evaluate", "compare"]
 
@@ -191,7 +199,12 @@ class Pipeline:
         return f"{self.id}-{model}-{split}-s{seed}"
 
     def run_ids(self) -> list[str]:
-        return [self.run_id(*run) for run in self.options.runs()]
+        """The runs this pipeline trains (none when it stops at a data stage)."""
+        return [] if self.options.until else [self.run_id(*run) for run in self.options.runs()]
+
+    def cache(self) -> str | None:
+        """The frame cache's folder, once the cache stage is done."""
+        return (self.done("cache") or {}).get("cache")
 
     def comparison(self) -> dict | None:
         """The final comparison (`har compare --json` shape), once the pipeline finished."""
@@ -256,6 +269,12 @@ def current(models_dir: str | Path | None = None) -> Pipeline | None:
 def latest(models_dir: str | Path | None = None) -> Pipeline | None:
     """The newest pipeline, whatever its state (for a page to show)."""
     return next(iter(list_pipelines(models_dir)), None)
+
+
+def status(models_dir: str | Path | None = None) -> dict | None:
+    """The newest pipeline's `summary()` (state, stage, progress), or None if there has been none: for a page."""
+    newest = latest(models_dir)
+    return newest.summary() if newest is not None else None
 
 
 def start(options: Options, models_dir: str | Path | None = None) -> Pipeline:
@@ -380,12 +399,16 @@ class _Runner:
                 return {"archive": str(path.resolve())}
 
             archive = self.stage("download", fetch)["archive"]
+            if options.until == "download":
+                return
 
         def extract():
             root = ucf50.prepare(data_dir, options.classes, source=archive, on_extract=self.progress("extract"))
             return {"root": str(Path(root).resolve())}
 
         root = self.stage("extract", extract)["root"]
+        if options.until == "extract":
+            return
 
         def cache():
             out = default_cache_path(data_dir, root, options.sequence_length, options.image_size)
@@ -394,6 +417,8 @@ class _Runner:
             return {"cache": str(Path(path).resolve()), "fingerprint": load_cache(path).fingerprint}
 
         cache_path = self.stage("cache", cache)["cache"]
+        if options.until == "cache":
+            return
         for model, split, seed in options.runs():
             run_id = self.pipeline.run_id(model, split, seed)
             self.stage(f"train {run_id}", lambda: self.train(cache_path, model, split, seed, run_id))
@@ -427,9 +452,9 @@ class _Runner:
         return {"accuracy": accuracies}
 
     def compare(self) -> dict:
-        from har.evaluation import compare
+        from har.services import compare_runs
 
-        table = compare(self.pipeline.run_ids(), self.pipeline.models_dir)
+        table = compare_runs(self.pipeline.run_ids(), self.pipeline.models_dir)
         staging = self.folder / ".comparison.json.tmp"
         staging.write_text(json.dumps(table, indent=1))
         staging.replace(self.folder / "comparison.json")

@@ -126,3 +126,29 @@ def test_cli_refuses_bad_seeds_in_one_line(tmp_path):
     result = har(tmp_path, "reproduce", "--seeds", "27,x", "--detach")
     assert result.returncode == 2
     assert result.stderr.strip() == "har: error: --seeds '27,x': give comma-separated whole numbers, like 27,28."
+
+
+def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(demo_dataset, tmp_path):
+    import shutil
+
+    source = tmp_path / "UCF50"
+    for clip in find_clips(demo_dataset):
+        if clip.path.stem.endswith(("g01_c01", "g02_c01")):
+            name = AS_UCF50[clip.class_name]
+            (source / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(clip.path, source / name / clip.path.name.replace(clip.class_name, name))
+    options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32,
+                               until="cache")  # fmt: skip
+    first = pipeline.start(options, tmp_path / "models")
+    assert first.wait(timeout=300) == "finished", first.events()
+    assert first.stage_names() == ["extract", "cache"] and first.run_ids() == []
+    assert pipeline.status(tmp_path / "models")["stages_done"] == 2
+    cache = Path(first.cache())
+    assert json.loads((cache / "meta.json").read_text())["class_names"] == list(pipeline.REPORT_CLASSES)
+    built = (cache / "frames.npy").stat().st_mtime_ns
+
+    again = pipeline.start(options, tmp_path / "models")
+    assert again.id == first.id and again.wait(timeout=300) == "finished"
+    assert [(e["stage"], e["status"]) for e in again.events(again.first_event) if e["event"] == "stage"] == [
+        ("extract", "skipped"), ("cache", "skipped")]  # fmt: skip
+    assert (cache / "frames.npy").stat().st_mtime_ns == built
