@@ -79,7 +79,10 @@ def download(
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
-    opener = _opener(insecure_tls_requested(insecure_tls))
+    insecure = insecure_tls_requested(insecure_tls)
+    if insecure and url.lower().startswith("https:"):
+        log.warning("downloading %s without checking its TLS certificate (--insecure-tls)", url)
+    opener = _opener(insecure)
     failures, last_error = 0, None
     while True:
         before = _size(partial)
