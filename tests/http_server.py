@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many body bytes (first request only)
     announce: int | None = None  # Content-Length / total to announce instead of the true size
     honour_range: bool = True
+    seconds_per_64k: float = 0.0  # send the body this slowly (64 KB at a time), for tests that interrupt it
     requests: list = field(default_factory=list)  # Range headers seen, in order
 
 
@@ -57,6 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
             self.wfile.flush()
             self.close_connection = True
+            return
+        if behaviour.seconds_per_64k:
+            for start in range(0, len(payload), 1 << 16):
+                self.wfile.write(payload[start : start + (1 << 16)])
+                time.sleep(behaviour.seconds_per_64k)
             return
         self.wfile.write(payload)
 

@@ -152,3 +152,29 @@ def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(
     assert [(e["stage"], e["status"]) for e in again.events(again.first_event) if e["event"] == "stage"] == [
         ("extract", "skipped"), ("cache", "skipped")]  # fmt: skip
     assert (cache / "frames.npy").stat().st_mtime_ns == built
+
+
+def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path):
+    body = os.urandom(3 * 1024 * 1024)
+    behaviour = Behaviour(body=body, seconds_per_64k=0.05)  # about 1.3 MB/s: time to press Ctrl-C
+    home = tmp_path / "home"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "HAR_HOME": str(home)}
+    with LocalServer(behaviour, tls=True, name="UCF50.rar") as server:
+        command = [sys.executable, "-m", "har", "reproduce", "--url", server.url, "--insecure-tls", "--until", "download"]
+        following = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        job = wait_for(lambda: next(iter(pipeline.list_pipelines(home / "models")), None), timeout=60)
+        wait_for(lambda: any(e["event"] == "progress" and e["stage"] == "download" for e in job.events()), timeout=60)
+        following.send_signal(signal.SIGINT)
+        _, errors = following.communicate(timeout=60)
+        assert following.returncode == 130, errors
+        assert f"pipeline {job.id} cancelled; run the same command again to continue it" in errors
+        assert job.state() == "cancelled"
+        part = home / "data" / "downloads" / "UCF50.rar.part"
+        resumed_at = part.stat().st_size
+        assert 0 < resumed_at < len(body)
+
+        behaviour.seconds_per_64k = 0.0
+        finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+    assert (home / "data" / "downloads" / "UCF50.rar").read_bytes() == body
+    assert behaviour.requests == [None, f"bytes={resumed_at}-"]  # continued, not started over
