@@ -118,17 +118,34 @@ def predict_file(
 
 
 def compare_runs(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:
-    """`har.evaluation.compare`'s table (default: the latest finished run of each model), each row with
-    `class_names` and `confusion_matrix` (rows: true class, columns: predicted) from its evaluation.
+    """`har.evaluation.compare`'s table, each row with `class_names` and `confusion_matrix` (rows: true class,
+    columns: predicted) from its evaluation.
+
+    Args:
+        runs: run ids; None: the latest finished run of each model on each split (the report's split first),
+            so a `har reproduce` shows both models on both splits.
     """
     from har.evaluation import compare
     from har.runs import find_run
 
     models_dir = config_module.models_dir(models_dir)
-    table = compare(runs, models_dir)
+    table = compare(runs or latest_per_split(models_dir) or None, models_dir)
     for row in table["runs"]:
         # compare() has just evaluated every run or found its evaluation up to date; it lies beside the run.
         evaluation = json.loads((find_run(models_dir, row["run_id"]).path / "evaluation.json").read_text())
         row["class_names"] = evaluation["classes"]
         row["confusion_matrix"] = evaluation["confusion_matrix"]
     return table
+
+
+def latest_per_split(models_dir: str | os.PathLike | None = None) -> list[str]:
+    """Ids of the newest finished run of each model on each split: splits in SPLITS order, models in MODEL_NAMES
+    order within each."""
+    from har.runs import list_runs
+
+    newest = {}
+    for run in list_runs(config_module.models_dir(models_dir)):  # newest first
+        if run.status == "finished":
+            newest.setdefault((run.model, run.summary()["split"]), run.id)
+    return [newest[(model, split)] for split in config_module.SPLITS for model in config_module.MODEL_NAMES
+            if (model, split) in newest]  # fmt: skip

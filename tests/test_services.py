@@ -73,3 +73,18 @@ def row_cache(run):
     import json
 
     return json.loads((run / "metadata.json").read_text())["dataset"]["cache"]
+
+
+def test_the_default_comparison_takes_the_newest_finished_run_of_each_model_on_each_split(trained, tmp_path):
+    import json
+    import shutil
+
+    run, _, _ = trained
+    models_dir = tmp_path / "models"
+    for run_id, split in [("a-lrcn", "group"), ("b-lrcn", "report"), ("c-lrcn", "report"), ("d-lrcn", "group")]:
+        shutil.copytree(run, models_dir / run_id)
+        metadata = json.loads((models_dir / run_id / "metadata.json").read_text())
+        metadata["run_id"], metadata["split"]["name"] = run_id, split
+        (models_dir / run_id / "metadata.json").write_text(json.dumps(metadata))
+    (models_dir / "e-lrcn").mkdir()  # broken (no metadata): never chosen
+    assert services.latest_per_split(models_dir) == ["c-lrcn", "d-lrcn"]
