@@ -369,10 +369,14 @@ class _Runner:
 
         return report
 
-    def stage(self, name: str, work) -> dict:
-        """Runs `work()` unless the stage is recorded as done; records what it returned."""
+    def stage(self, name: str, work, still_there=lambda recorded: True) -> dict:
+        """Runs `work()` unless the stage is recorded as done and `still_there(record)`; records what it returned.
+
+        `still_there` checks that what the stage produced was not deleted since (then the stage runs again, and
+        its own reuse of what is left, such as a `.part` file, applies).
+        """
         recorded = self.pipeline.done(name)
-        if recorded is not None:
+        if recorded is not None and still_there(recorded):
             self.emit({"event": "stage", "stage": name, "status": "skipped"})
             return recorded
         if self.cancelled():
@@ -389,6 +393,7 @@ class _Runner:
 
     def run(self) -> None:
         from har.datasets import build_cache, default_cache_path, load_cache, ucf50
+        from har.runs import read_run
 
         options, data_dir = self.options, Path(self.options.data_dir)
         archive = options.source
@@ -398,7 +403,7 @@ class _Runner:
                                               progress=self.progress("download"), insecure_tls=options.insecure_tls)  # fmt: skip
                 return {"archive": str(path.resolve())}
 
-            archive = self.stage("download", fetch)["archive"]
+            archive = self.stage("download", fetch, lambda done: Path(done["archive"]).is_file())["archive"]
             if options.until == "download":
                 return
 
@@ -406,7 +411,7 @@ class _Runner:
             root = ucf50.prepare(data_dir, options.classes, source=archive, on_extract=self.progress("extract"))
             return {"root": str(Path(root).resolve())}
 
-        root = self.stage("extract", extract)["root"]
+        root = self.stage("extract", extract, lambda done: Path(done["root"]).is_dir())["root"]
         if options.until == "extract":
             return
 
@@ -416,14 +421,21 @@ class _Runner:
                                image_size=options.image_size, progress=self.progress("cache"))  # fmt: skip
             return {"cache": str(Path(path).resolve()), "fingerprint": load_cache(path).fingerprint}
 
-        cache_path = self.stage("cache", cache)["cache"]
+        def cache_unchanged(done: dict) -> bool:
+            try:
+                return load_cache(done["cache"]).fingerprint == done["fingerprint"]
+            except (OSError, ValueError):
+                return False
+
+        cache_path = self.stage("cache", cache, cache_unchanged)["cache"]
         if options.until == "cache":
             return
         for model, split, seed in options.runs():
             run_id = self.pipeline.run_id(model, split, seed)
-            self.stage(f"train {run_id}", lambda: self.train(cache_path, model, split, seed, run_id))
+            self.stage(f"train {run_id}", lambda: self.train(cache_path, model, split, seed, run_id),
+                       lambda done: read_run(self.pipeline.models_dir / done["run"]).status == "finished")  # fmt: skip
         self.stage("evaluate", self.evaluate)
-        self.stage("compare", self.compare)
+        self.stage("compare", self.compare, lambda done: Path(done["comparison"]).is_file())
 
     def train(self, cache_path: str, model: str, split: str, seed: int, run_id: str) -> dict:
         from har.runs import read_run

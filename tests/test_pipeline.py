@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,16 @@ def ucf50_archive(demo, path: Path) -> Path:
             name = AS_UCF50[clip.class_name]
             archive.write(clip.path, f"UCF50/{name}/{clip.path.name.replace(clip.class_name, name)}")
     return path
+
+
+def small_ucf50_folder(demo, folder: Path) -> Path:
+    """Two clips per class of the demo, in a UCF50-layout folder under the report's class names."""
+    for clip in find_clips(demo):
+        if clip.path.stem.endswith(("g01_c01", "g02_c01")):
+            name = AS_UCF50[clip.class_name]
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(clip.path, folder / name / clip.path.name.replace(clip.class_name, name))
+    return folder
 
 
 def har(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -129,14 +140,7 @@ def test_cli_refuses_bad_seeds_in_one_line(tmp_path):
 
 
 def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(demo_dataset, tmp_path):
-    import shutil
-
-    source = tmp_path / "UCF50"
-    for clip in find_clips(demo_dataset):
-        if clip.path.stem.endswith(("g01_c01", "g02_c01")):
-            name = AS_UCF50[clip.class_name]
-            (source / name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(clip.path, source / name / clip.path.name.replace(clip.class_name, name))
+    source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
     options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32,
                                until="cache")  # fmt: skip
     first = pipeline.start(options, tmp_path / "models")
@@ -178,3 +182,17 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
         assert finished.returncode == 0, finished.stderr
     assert (home / "data" / "downloads" / "UCF50.rar").read_bytes() == body
     assert behaviour.requests == [None, f"bytes={resumed_at}-"]  # continued, not started over
+
+
+def test_a_stage_whose_output_was_deleted_runs_again(demo_dataset, tmp_path):
+    source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
+    options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32,
+                               until="cache")  # fmt: skip
+    first = pipeline.start(options, tmp_path / "models")
+    assert first.wait(timeout=300) == "finished", first.events()
+    shutil.rmtree(first.cache())  # deleted by hand: the record alone must not skip the stage
+    again = pipeline.start(options, tmp_path / "models")
+    assert again.wait(timeout=300) == "finished", again.events()
+    assert [(e["stage"], e["status"]) for e in again.events(again.first_event) if e["event"] == "stage"] == [
+        ("extract", "skipped"), ("cache", "started"), ("cache", "done")]  # fmt: skip
+    assert (Path(again.cache()) / "meta.json").is_file()
