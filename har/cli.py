@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--insecure-tls", action="store_true", default=None,
                            help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
     reproduce.add_argument("--classes", default=",".join(config_module.REPORT_CLASSES),
-                           help="comma-separated UCF50 classes (default: the report's four)")  # fmt: skip
+                           help="comma-separated UCF50 classes, or 'all' (default: the report's four)")  # fmt: skip
     reproduce.add_argument("--splits", default=",".join(config_module.SPLITS), help="default: report,group")
     reproduce.add_argument("--seeds", default=str(defaults.seed), help="comma-separated seeds (default: 27)")
     reproduce.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -388,14 +388,16 @@ def _follow(job, seen: int = 0) -> int:
 
 def _reproduce(args) -> int:
     from har import pipeline
+    from har.datasets import ucf50
 
+    classes = list(ucf50.UCF50_CLASSES) if args.classes.strip() == "all" else _classes(args.classes)
     try:
         seeds = [int(seed) for seed in _classes(args.seeds)]
     except ValueError:
         raise ValueError(f"--seeds {args.seeds!r}: give comma-separated whole numbers, like 27,28.") from None
     options = pipeline.Options(
         data_dir=str(config_module.data_dir(args.data_dir)), source=args.source, url=args.url,
-        classes=_classes(args.classes), splits=_classes(args.splits), seeds=seeds, epochs=args.epochs,
+        classes=classes, splits=_classes(args.splits), seeds=seeds, epochs=args.epochs,
         sequence_length=args.sequence_length, image_size=args.image_size, until=args.until,
         insecure_tls=args.insecure_tls,
     )  # fmt: skip
