@@ -404,8 +404,8 @@ def _reproduce(args) -> int:
     models_dir = config_module.models_dir(args.models_dir)
     job = pipeline.start(options, models_dir)
     seen = job.first_event  # a pipeline that continues has the events of its earlier tries
-    print(f"pipeline {job.id} started: {len(job.stage_names())} stages, {len(job.run_ids())} runs to train; "
-          f"models dir: {models_dir}", file=sys.stderr)  # fmt: skip
+    print(f"pipeline {job.id} {'was running already' if job.attached else 'started'}: {len(job.stage_names())} "
+          f"stages, {len(job.run_ids())} runs to train; models dir: {models_dir}", file=sys.stderr)  # fmt: skip
     if args.detach:
         return 0
     try:

@@ -113,6 +113,7 @@ class Pipeline:
         self.options = Options(**spec["options"])
         self.identity = spec["identity"]
         self.first_event = 0  # where this try's events begin (set by start and resume)
+        self.attached = False  # start() found it running already
 
     def __repr__(self) -> str:
         return f"Pipeline({self.id!r}, {self.state()})"
@@ -280,7 +281,8 @@ def status(models_dir: str | Path | None = None) -> dict | None:
 def start(options: Options, models_dir: str | Path | None = None) -> Pipeline:
     """Starts (or continues) the pipeline for `options` in the background and returns it.
 
-    The same options continue the same pipeline: its completed stages are skipped.
+    The same options continue the same pipeline: its completed stages are skipped; while it runs, they return
+    it as it is (to follow it again).
 
     Raises:
         JobBusy: a pipeline or a training job is already running in this models dir.
@@ -290,10 +292,14 @@ def start(options: Options, models_dir: str | Path | None = None) -> Pipeline:
     models_dir = config_module.models_dir(models_dir)
     if options.source is not None and not Path(options.source).exists():
         raise FileNotFoundError(f"{options.source}: no such archive or folder; check the --source path.")
+    identity = options.identity()
     running = current(models_dir)
+    if running is not None and running.identity == identity:
+        running.first_event = len(running.events())  # the same pipeline: follow it from here on
+        running.attached = True
+        return running
     if running is not None:
         raise jobs.JobBusy(f"pipeline {running.id} is already running; wait for it to finish or cancel it first.")
-    identity = options.identity()
     with jobs._lock(models_dir) as lock:
         folder = next((p.folder for p in list_pipelines(models_dir) if p.identity == identity), None)
         if folder is None:

@@ -14,6 +14,7 @@ import pytest
 
 from har import pipeline
 from har.datasets import find_clips
+from har.jobs import JobBusy
 from har.report import REPORT_RESULTS
 from tests.http_server import Behaviour, LocalServer
 
@@ -168,6 +169,11 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
         following = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         job = wait_for(lambda: next(iter(pipeline.list_pipelines(home / "models")), None), timeout=60)
         wait_for(lambda: any(e["event"] == "progress" and e["stage"] == "download" for e in job.events()), timeout=60)
+        # The same command while it runs follows the same pipeline; another one is refused.
+        same = pipeline.Options(data_dir=str(home / "data"), url=server.url, until="download")
+        assert pipeline.start(same, home / "models").id == job.id
+        with pytest.raises(JobBusy, match=f"pipeline {job.id} is already running"):
+            pipeline.start(pipeline.Options(data_dir=str(home / "data"), url=server.url), home / "models")
         following.send_signal(signal.SIGINT)
         _, errors = following.communicate(timeout=60)
         assert following.returncode == 130, errors
