@@ -7,6 +7,7 @@ A mistake the user can fix (a missing file, a bad value, an unreadable video) en
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -75,8 +76,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="har", description="Human activity recognition on UCF50: data, models, app.")
-    parser.add_argument("--data-dir", help="datasets and caches (default: $HAR_DATA_DIR or ./data)")
-    parser.add_argument("--models-dir", help="trained runs (default: $HAR_MODELS_DIR or ./models)")
+    parser.add_argument("--data-dir", help="datasets and caches (default: $HAR_DATA_DIR, $HAR_HOME/data or ./data)")
+    parser.add_argument("--models-dir", help="trained runs (default: $HAR_MODELS_DIR, $HAR_HOME/models or ./models)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     commands = parser.add_subparsers(title="commands", parser_class=_Parser)
 
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated UCF50 classes, or 'all' (default: the report's four)")  # fmt: skip
     ucf50.add_argument("--source", help="a UCF50 archive (.rar, .zip, .tar*) or extracted folder already on disk")
     ucf50.add_argument("--url", default=None, help="where to download the archive from (default: the UCF50 site)")
+    ucf50.add_argument("--insecure-tls", action="store_true", default=None,
+                       help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
     ucf50.set_defaults(handler=_data_ucf50)
 
     build = data.add_parser("build", help="decode a dataset into a uint8 frame cache")
@@ -132,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--detach", action="store_true", help="start the job and return at once")
     train.add_argument("--resume", metavar="JOB", help="resume a killed or cancelled job instead of starting one")
     train.set_defaults(handler=_train)
+
+    reproduce = commands.add_parser("reproduce", help="the whole study as one background job: UCF50 -> cache -> "
+                                    "both models on both splits -> comparison (resumable)")  # fmt: skip
+    reproduce.add_argument("--source", help="a UCF50 archive or extracted folder on disk (default: download it)")
+    reproduce.add_argument("--url", help="where to download the archive from (default: the UCF50 site)")
+    reproduce.add_argument("--insecure-tls", action="store_true", default=None,
+                           help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
+    reproduce.add_argument("--classes", default=",".join(config_module.REPORT_CLASSES),
+                           help="comma-separated UCF50 classes, or 'all' (default: the report's four)")  # fmt: skip
+    reproduce.add_argument("--splits", default=",".join(config_module.SPLITS), help="default: report,group")
+    reproduce.add_argument("--seeds", default=str(defaults.seed), help="comma-separated seeds (default: 27)")
+    reproduce.add_argument("--epochs", type=int, default=defaults.epochs)
+    reproduce.add_argument("--sequence-length", type=int, default=defaults.sequence_length)
+    reproduce.add_argument("--image-size", type=int, default=defaults.image_size)
+    reproduce.add_argument("--until", choices=("download", "extract", "cache"),
+                           help="stop after this stage (get the data and build the cache only)")  # fmt: skip
+    reproduce.add_argument("--json", action="store_true", help="print the final comparison as JSON")
+    reproduce.add_argument("--detach", action="store_true", help="start the pipeline and return at once")
+    reproduce.set_defaults(handler=_reproduce)
 
     runs = commands.add_parser("runs", help="list trained runs and their status")
     runs.add_argument("--json", action="store_true")
@@ -226,39 +248,26 @@ def _data_ucf50(args) -> int:
             url=args.url or ucf50.UCF50_URL,
             on_download=on_download,
             on_extract=on_extract,
+            insecure_tls=args.insecure_tls,
         )
     print(f"UCF50 classes ready: {root}")
     return 0
 
 
 def _data_build(args) -> int:
-    from har import archives
-    from har.datasets import build_cache, default_cache_path, ucf50
+    from har.services import prepare_cache
 
     config_module.Config(sequence_length=args.sequence_length, image_size=args.image_size)  # validates both
     data_dir = config_module.data_dir(args.data_dir)
     source = Path(args.source) if args.source else data_dir / "demo"
-    if not source.exists():
-        hint = "run `har data demo` first, or pass --source" if not args.source else "check the path"
-        raise FileNotFoundError(f"{source}: no such dataset; {hint}.")
-    classes = _classes(args.classes)
-    if archives.is_archive(source):
-        bar, update = _progress_bar("extracting")
-        with bar:
-            source = ucf50.extract_classes(source, data_dir / source.name.split(".")[0], classes, progress=update)
-    out = Path(args.out) if args.out else default_cache_path(data_dir, source, args.sequence_length, args.image_size,
-                                                             classes)
-    bar, update = _progress_bar("decoding clips")
-    with bar:
-        path = build_cache(
-            source,
-            out,
-            classes=classes,
-            sequence_length=args.sequence_length,
-            image_size=args.image_size,
-            workers=args.workers,
-            progress=update,
-        )
+    if not source.exists() and not args.source:
+        raise FileNotFoundError(f"{source}: no such dataset; run `har data demo` first, or pass --source.")
+    extract_bar, on_extract = _progress_bar("extracting")
+    decode_bar, on_decode = _progress_bar("decoding clips")
+    with extract_bar, decode_bar:
+        path = prepare_cache(source, data_dir=data_dir, classes=_classes(args.classes),
+                             sequence_length=args.sequence_length, image_size=args.image_size, out=args.out,
+                             workers=args.workers, on_extract=on_extract, on_decode=on_decode)  # fmt: skip
     info = _load_info(path)
     print(f"frame cache ready: {path} ({info['clips']} clips, {info['skipped_clips']} skipped)")
     return 0
@@ -329,19 +338,28 @@ def _seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
-def _follow(job) -> int:
-    """Shows a job's latest attempt as progress bars until it ends; exit status 0 only if every run finished."""
+def _run_label(job, event: dict) -> str:
+    """The model's name where a job trains each model once; the run id where it trains several runs of one."""
+    if len(getattr(job, "seeds", ())) == 1:
+        return str(event.get("model"))
+    return str(event.get("run") or event.get("model"))
+
+
+def _follow(job, seen: int | None = None) -> int:
+    """Shows a job's events (by default from its latest attempt on) until it ends; exit status 0 only if every
+    run finished."""
     from tqdm import tqdm
 
-    events = job.events()
-    seen = max((index for index, event in enumerate(events) if event["event"] == "attempt"), default=0)
+    if seen is None:
+        events = job.events()
+        seen = max((index for index, event in enumerate(events) if event["event"] == "attempt"), default=0)
     bar = None
     while True:
         alive = job.is_alive()
         for event in job.events(seen):
             seen += 1
             kind = event["event"]
-            name = f"{event.get('model')}" + (f" seed {event['seed']}" if len(job.seeds) > 1 else "")
+            name = _run_label(job, event)
             if kind == "started":
                 resumed = f", resuming after epoch {event['resumed_after']}" if event.get("resumed_after") else ""
                 print(f"{name}: {event['parameters']:,} parameters on {event['device']}, {event['train_clips']} train / "
@@ -371,6 +389,22 @@ def _follow(job) -> int:
                 print(f"har: error: training failed: {event.get('reason')}", file=sys.stderr)
             elif kind == "cancelled":
                 print(f"{name if event.get('model') else 'job'}: cancelled", file=sys.stderr)
+            elif kind == "stage" and event["status"] != "done":  # a pipeline's (har reproduce)
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                print(f"{event['stage']}: {'already done' if event['status'] == 'skipped' else 'started'}", file=sys.stderr)
+            elif kind == "progress":
+                if bar is None or bar.desc != event["stage"]:
+                    if bar is not None:
+                        bar.close()
+                    bytes_ = event["stage"] == "download"
+                    bar = tqdm(total=event["total"], desc=event["stage"], leave=False, unit="B" if bytes_ else "clip",
+                               unit_scale=bytes_, unit_divisor=1024)  # fmt: skip
+                bar.total, bar.n = event["total"], event["done"]
+                bar.refresh()
+            elif kind == "pipeline_failed":
+                print(f"har: error: {event['reason']}", file=sys.stderr)
         if not alive:
             break
         time.sleep(0.3)
@@ -378,9 +412,55 @@ def _follow(job) -> int:
         bar.close()
     state = job.state()
     if state == "killed":
-        print(f"har: error: job {job.id} stopped unexpectedly; resume it with `har train --resume {job.id}`",
-              file=sys.stderr)  # fmt: skip
+        from har.pipeline import Pipeline
+
+        if isinstance(job, Pipeline):
+            print(f"har: error: pipeline {job.id} stopped unexpectedly; run the same command again to continue it",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print(f"har: error: job {job.id} stopped unexpectedly; resume it with `har train --resume {job.id}`",
+                  file=sys.stderr)  # fmt: skip
     return 0 if state == "finished" else 1
+
+
+def _reproduce(args) -> int:
+    from har import pipeline
+    from har.datasets import ucf50
+
+    classes = list(ucf50.UCF50_CLASSES) if args.classes.strip() == "all" else _classes(args.classes)
+    seeds = _seeds(args.seeds)
+    options = pipeline.Options(
+        data_dir=str(config_module.data_dir(args.data_dir)), source=args.source, url=args.url,
+        classes=classes, splits=_classes(args.splits), seeds=seeds, epochs=args.epochs,
+        sequence_length=args.sequence_length, image_size=args.image_size, until=args.until,
+        insecure_tls=args.insecure_tls,
+    )  # fmt: skip
+    models_dir = config_module.models_dir(args.models_dir)
+    job = pipeline.start(options, models_dir)
+    seen = job.first_event  # a pipeline that continues has the events of its earlier tries
+    print(f"pipeline {job.id} {'was running already' if job.attached else 'started'}: {len(job.stage_names())} "
+          f"stages, {len(job.run_ids())} runs to train; models dir: {models_dir}", file=sys.stderr)  # fmt: skip
+    if args.detach:
+        return 0
+    try:
+        # With --json, stdout holds the JSON alone: the progress lines go to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            status = _follow(job, seen)
+    except KeyboardInterrupt:
+        print("cancelling...", file=sys.stderr)
+        job.cancel()
+        job.wait()
+        print(f"pipeline {job.id} cancelled; run the same command again to continue it", file=sys.stderr)
+        return 130
+    if job.state() == "failed":
+        return 2  # its reason was printed as `har: error: ...`; most are the user's to fix (TLS, a wrong archive)
+    if status == 0 and args.until:
+        print(f"stopped after {args.until}" + (f": frame cache {job.cache()}" if job.cache() else ""))
+    elif status == 0 and args.json:
+        print(json.dumps(job.comparison(), indent=2))
+    elif status == 0:
+        print(f"done: `har compare {' '.join(job.run_ids())}` shows the comparison again")
+    return status
 
 
 def _runs(args) -> int:
@@ -426,9 +506,9 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from har.evaluation import compare
+    from har.services import compare_runs
 
-    table = compare(args.runs or None, config_module.models_dir(args.models_dir))
+    table = compare_runs(args.runs or None, config_module.models_dir(args.models_dir))
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
@@ -454,37 +534,13 @@ def _compare(args) -> int:
     return 0
 
 
-def _selected_runs(models_dir, chosen: list[str] | None):
-    from har.runs import find_run, latest_runs
-
-    if chosen:
-        return [find_run(models_dir, run) for run in chosen]
-    runs = latest_runs(models_dir)
-    if not runs:
-        raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
-    return runs
-
-
 def _predict(args) -> int:
-    from har.explain import out_of_distribution
-    from har.inference import Predictor
-    from har.video import decode_clip
+    from har.services import predict_file
 
-    models_dir = config_module.models_dir(args.models_dir)
-    # A bad file fails here, before any run is looked up or loaded; runs sharing the default preprocessing
-    # reuse these frames.
-    results, sampled = [], {(20, 64): decode_clip(args.clip, 20, 64).frames}
-    for run in _selected_runs(models_dir, args.run):
-        predictor = Predictor.from_run(run, models_dir)
-        key = (predictor.sequence_length, predictor.image_size)
-        if key not in sampled:  # runs with the same preprocessing share one decode
-            sampled[key] = decode_clip(args.clip, *key).frames
-        probabilities = predictor.as_dict(predictor.predict_frames(sampled[key]))
-        results.append({"run_id": predictor.run_id, "model": predictor.model_name,
-                        "label": next(iter(probabilities)), "probabilities": probabilities,
-                        **out_of_distribution(predictor, run, sampled[key])})  # fmt: skip
+    predictions = predict_file(args.clip, args.run, config_module.models_dir(args.models_dir))
+    results = predictions.runs
     if args.json:
-        print(json.dumps({"clip": args.clip, "runs": results}, indent=2))
+        print(json.dumps(predictions.to_dict(), indent=2))
         return 0
     for result in results:
         print(f"{result['model']} ({result['run_id']}): {result['label']}")
@@ -502,6 +558,7 @@ def _print_ood(result: dict) -> None:
 
 def _explain(args) -> int:
     from har.explain import explain_clip
+    from har.services import select_runs
     from har.video import decode_clip
 
     models_dir = config_module.models_dir(args.models_dir)
@@ -511,7 +568,7 @@ def _explain(args) -> int:
     def decoder(path, sequence_length: int, image_size: int):
         return default if (sequence_length, image_size) == (20, 64) else decode_clip(path, sequence_length, image_size)
 
-    result = explain_clip(args.clip, _selected_runs(models_dir, args.run), models_dir, decoder=decoder)
+    result = explain_clip(args.clip, select_runs(args.run, models_dir), models_dir, decoder=decoder)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -69,11 +69,16 @@ class Config:
         return cls(**values)
 
 
+def home() -> Path:
+    """The one folder that holds data/ and models/: $HAR_HOME, else the current folder."""
+    return Path(os.environ.get("HAR_HOME") or ".")
+
+
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """Where datasets and caches live: `path`, else $HAR_DATA_DIR, else ./data."""
-    return Path(path or os.environ.get("HAR_DATA_DIR") or "data")
+    """Where datasets and caches live: `path`, else $HAR_DATA_DIR, else $HAR_HOME/data, else ./data."""
+    return Path(path or os.environ.get("HAR_DATA_DIR") or home() / "data")
 
 
 def models_dir(path: str | os.PathLike | None = None) -> Path:
-    """Where trained runs live: `path`, else $HAR_MODELS_DIR, else ./models."""
-    return Path(path or os.environ.get("HAR_MODELS_DIR") or "models")
+    """Where trained runs live: `path`, else $HAR_MODELS_DIR, else $HAR_HOME/models, else ./models."""
+    return Path(path or os.environ.get("HAR_MODELS_DIR") or home() / "models")

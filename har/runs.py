@@ -151,14 +151,21 @@ def latest_runs(models_dir: str | Path) -> list[Run]:
 
 
 def latest_study(models_dir: str | Path) -> list[Run]:
-    """What `har compare` shows by default: the newest finished run of each model, and beside it every other
-    finished run of the job that made it (its other seeds, and splits where a pipeline trained several)."""
-    from har.config import MODEL_NAMES
+    """What `har compare` shows by default: the newest finished run of each model on each split, and beside
+    each the other finished runs of the job that made it on that split (its other seeds). Splits in SPLITS
+    order, models in MODEL_NAMES order within each, then run ids."""
+    from har.config import MODEL_NAMES, SPLITS
 
     runs = [run for run in list_runs(models_dir) if run.status == "finished" and run.model in MODEL_NAMES]
-    newest = {}
+    newest: dict[tuple, Run] = {}
     for run in runs:  # newest first
-        newest.setdefault(run.model, run)
-    jobs = {run.metadata.get("job") for run in newest.values()} - {None}
-    chosen = [run for run in runs if run is newest[run.model] or run.metadata.get("job") in jobs]
-    return sorted(chosen, key=lambda run: (MODEL_NAMES.index(run.model), run.id))
+        newest.setdefault((run.model, run.summary()["split"]), run)
+    chosen = [run for run in runs
+              if (key := (run.model, run.summary()["split"])) in newest
+              and (run is newest[key] or (run.metadata.get("job") and run.metadata.get("job") == newest[key].metadata.get("job")))]  # fmt: skip
+
+    def order(run: Run):
+        split = run.summary()["split"]
+        return (SPLITS.index(split) if split in SPLITS else len(SPLITS), MODEL_NAMES.index(run.model), run.id)
+
+    return sorted(chosen, key=order)

@@ -1,9 +1,18 @@
-"""A real HTTP server on 127.0.0.1 that serves bytes with Range support and can misbehave on purpose."""
+"""A real HTTP(S) server on 127.0.0.1 that serves bytes with Range support and can misbehave on purpose.
+
+With `tls=True` it speaks HTTPS with a self-signed certificate made for it by the `openssl` tool, so a client
+that verifies certificates refuses it, as it would the UCF50 host's.
+"""
 
 from __future__ import annotations
 
 import re
+import ssl
+import subprocess
+import tempfile
 import threading
+import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +23,7 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many body bytes (first request only)
     announce: int | None = None  # Content-Length / total to announce instead of the true size
     honour_range: bool = True
+    seconds_per_64k: float = 0.0  # send the body this slowly (64 KB at a time), for tests that interrupt it
     requests: list = field(default_factory=list)  # Range headers seen, in order
 
 
@@ -50,6 +60,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if behaviour.seconds_per_64k:
+            for start in range(0, len(payload), 1 << 16):
+                self.wfile.write(payload[start : start + (1 << 16)])
+                time.sleep(behaviour.seconds_per_64k)
+            return
         self.wfile.write(payload)
 
 
@@ -58,14 +73,31 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # clients that hang up (on purpose, in these tests) are not news
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key: (certificate, key) PEM files in `folder`."""
+    certificate, key = folder / "certificate.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return certificate, key
+
+
 class LocalServer:
     """`with LocalServer(Behaviour(...)) as server: server.url`"""
 
-    def __init__(self, behaviour: Behaviour):
+    def __init__(self, behaviour: Behaviour, *, tls: bool = False, name: str = "UCF50.rar"):
         self.behaviour = behaviour
         self.httpd = _QuietServer(("127.0.0.1", 0), _Handler)
         self.httpd.behaviour = behaviour
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/UCF50.rar"
+        if tls:
+            with tempfile.TemporaryDirectory() as folder:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*self_signed_certificate(Path(folder)))
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}/{name}"
 
     def __enter__(self):
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -44,3 +44,73 @@ def test_local_config_keeps_xsrf_protection_and_caps_uploads():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] <= 500
     assert config["server"].get("enableXsrfProtection", True) is True
+
+
+def test_dockerfile_makes_the_app_folder_owned_by_the_user_before_switching_to_it():
+    # A WORKDIR that does not exist is created root-owned by builders other than BuildKit.
+    made = DOCKERFILE.index("install -d -o user -g user /home/user/app")
+    assert made < DOCKERFILE.index("USER user") < DOCKERFILE.index("WORKDIR /home/user/app")
+
+
+def test_dockerfile_runs_the_app_under_tini_through_the_entrypoint():
+    assert re.search(r"apt-get install .*\btini\b", DOCKERFILE)
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--", "bash", "/home/user/app/docker/entrypoint.sh"]' in DOCKERFILE
+    assert (ROOT / "docker" / "entrypoint.sh").is_file()
+    # HAR_HOME is the entrypoint's choice; a fixed data or models dir in the image would override it.
+    assert "HAR_DATA_DIR" not in DOCKERFILE and "HAR_MODELS_DIR" not in DOCKERFILE
+
+
+def start(tmp_path, volume, **env):
+    """Runs docker/entrypoint.sh for real with bash, with a temporary app folder, ending in `env`."""
+    import os
+    import subprocess
+
+    app = tmp_path / "app"
+    (app / "data" / "demo" / "Walking").mkdir(parents=True, exist_ok=True)
+    (app / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi").write_bytes(b"clip")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("HAR_")}
+    environment.update(PYTHONPATH=str(ROOT), HAR_APP_DIR=str(app), HAR_VOLUME=str(volume), **env)
+    result = subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), "env"], capture_output=True,
+                            text=True, env=environment, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    variables = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    return variables, result.stderr
+
+
+def test_entrypoint_keeps_data_and_models_on_a_writable_volume_and_seeds_the_demo(tmp_path):
+    volume = tmp_path / "data"
+    volume.mkdir()
+    variables, _ = start(tmp_path, volume)
+    assert variables["HAR_HOME"] == str(volume)
+    assert (volume / "models").is_dir()
+    assert (volume / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi").read_bytes() == b"clip"
+    assert [path.name for path in volume.iterdir() if path.name.startswith(".har-write-test")] == []
+
+
+def test_entrypoint_falls_back_to_the_app_folder_without_a_volume(tmp_path):
+    variables, errors = start(tmp_path, tmp_path / "no-volume")
+    assert variables["HAR_HOME"] == str(tmp_path / "app")
+    assert "not writable" not in errors
+
+
+def test_entrypoint_says_so_when_the_volume_cannot_be_written(tmp_path):
+    # /proc/self is a folder that nobody, root included, can create files in: a read-only mount's stand-in.
+    variables, errors = start(tmp_path, "/proc/self")
+    assert variables["HAR_HOME"] == str(tmp_path / "app")
+    assert "har: /proc/self is not writable" in errors
+
+
+def test_entrypoint_keeps_a_home_that_was_set_explicitly(tmp_path):
+    volume = tmp_path / "data"
+    volume.mkdir()
+    variables, _ = start(tmp_path, volume, HAR_HOME=str(tmp_path / "elsewhere"))
+    assert variables["HAR_HOME"] == str(tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "models").is_dir() and not (volume / "models").exists()
+
+
+def test_entrypoint_runs_the_start_up_tasks_on_the_repository_pretrained_folder(tmp_path):
+    (tmp_path / "app" / "pretrained").mkdir(parents=True)
+    (tmp_path / "app" / "pretrained" / "broken.zip").write_bytes(b"not a zip")
+    variables, errors = start(tmp_path, tmp_path / "no-volume")
+    assert f"pretrained run {tmp_path / 'app' / 'pretrained' / 'broken.zip'} not imported" in errors
+    assert variables["HAR_HOME"] == str(tmp_path / "app")  # and the app starts all the same

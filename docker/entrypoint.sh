@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The Space's start: choose where data and models live, seed the demo data there, bring models and killed
+# jobs back (`python -m har.bootstrap`), then run the command (the Streamlit app) in this process's place.
+# tini, process 1, reaps every process that ends. Tested by tests/test_deployment.py, which runs this file.
+set -euo pipefail
+
+APP_DIR=${HAR_APP_DIR:-/home/user/app}   # where the image installed the app and built the demo data
+VOLUME=${HAR_VOLUME:-/data}              # where a Storage Bucket is mounted, if one is
+
+# A mounted bucket is used only if this user can write to it: a read-only or root-owned mount is no place to
+# keep runs, and the app says so (har.storage.status) instead of failing at the first save.
+if [ -z "${HAR_HOME:-}" ]; then
+    probe="$VOLUME/.har-write-test-$$"
+    if [ -d "$VOLUME" ] && touch "$probe" 2>/dev/null; then
+        rm -f "$probe"
+        export HAR_HOME="$VOLUME"
+    else
+        if [ -d "$VOLUME" ]; then
+            echo "har: $VOLUME is not writable by $(id -un 2>/dev/null || id -u); keeping data in $APP_DIR (lost on restart)" >&2
+        fi
+        export HAR_HOME="$APP_DIR"
+    fi
+fi
+mkdir -p "$HAR_HOME/data" "$HAR_HOME/models"
+echo "har: HAR_HOME=$HAR_HOME"
+
+# The image built the demo dataset into the app folder; a fresh volume gets a copy (seconds, not a rebuild).
+if [ ! -d "$HAR_HOME/data/demo" ] && [ -d "$APP_DIR/data/demo" ]; then
+    rm -rf "$HAR_HOME/data/demo.copying"
+    cp -r "$APP_DIR/data/demo" "$HAR_HOME/data/demo.copying" && mv "$HAR_HOME/data/demo.copying" "$HAR_HOME/data/demo"
+fi
+
+# Pretrained runs, killed jobs, HAR_BOOTSTRAP=report. A failure here is reported but never keeps the app down.
+(cd "$APP_DIR" && python -m har.bootstrap --pretrained "$APP_DIR/pretrained") || echo "har: start-up tasks failed; the app starts anyway" >&2
+
+exec "$@"

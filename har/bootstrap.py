@@ -1,0 +1,108 @@
+"""Start-up tasks, run once before the app starts (`python -m har.bootstrap`, from docker/entrypoint.sh).
+
+1. Exported runs (`har export` zips) in the repository's `pretrained/` folder are imported when the models dir
+   has no finished run, so a fresh Space opens with real models.
+2. The newest job or pipeline, when a restart killed it, resumes: a visitor cannot type `har train --resume`.
+3. With `HAR_BOOTSTRAP=report`, a models dir with nothing to show and no pipeline yet starts `har reproduce`
+   with the report's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from har import config as config_module
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_VARIABLE = "HAR_BOOTSTRAP"
+
+
+def import_pretrained(folder: str | Path, models_dir: str | Path | None = None) -> list:
+    """Imports every `*.zip` in `folder` when the models dir has no finished run; returns the imported runs.
+
+    An archive that cannot be imported (damaged, a run id already taken) is logged and skipped.
+    """
+    from har.portable import import_run
+    from har.runs import latest_runs
+
+    models_dir = config_module.models_dir(models_dir)
+    archives = sorted(Path(folder).glob("*.zip")) if Path(folder).is_dir() else []
+    if not archives or latest_runs(models_dir):
+        return []
+    imported = []
+    for archive in archives:
+        try:
+            imported.append(import_run(archive, models_dir))
+        except (ValueError, OSError) as error:
+            log.warning("pretrained run %s not imported: %s", archive, error)
+    return imported
+
+
+def resume_killed(models_dir: str | Path | None = None):
+    """Resumes the newest training job or pipeline if it was killed (by a restart); returns it, else None.
+
+    Only the newest: an older killed job was left that way by someone, since a newer one ran after it.
+    """
+    from har import jobs, pipeline
+
+    models_dir = config_module.models_dir(models_dir)
+    # Both ids start with the time they were created (YYYYmmdd-HHMMSS-xxxx), so they sort together.
+    candidates = [*jobs.list_jobs(models_dir), *pipeline.list_pipelines(models_dir)]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda item: item.id)
+    if newest.state() != "killed":
+        return None
+    if isinstance(newest, pipeline.Pipeline):
+        return pipeline.resume(models_dir, newest.id)
+    return jobs.resume(models_dir, newest.id)
+
+
+def start_report(models_dir: str | Path | None = None, data_dir: str | Path | None = None):
+    """Starts `har reproduce` (the report's settings) if there is nothing to show and no pipeline yet."""
+    from har import pipeline
+    from har.runs import latest_runs
+
+    models_dir = config_module.models_dir(models_dir)
+    if latest_runs(models_dir) or pipeline.list_pipelines(models_dir):
+        return None
+    return pipeline.start(pipeline.Options(data_dir=str(config_module.data_dir(data_dir))), models_dir)
+
+
+def run(pretrained: str | Path, models_dir: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
+    """Every start-up task in order; returns what each did: {"imported": [run ids], "resumed": id, "started": id}."""
+    imported = import_pretrained(pretrained, models_dir)
+    resumed = resume_killed(models_dir)
+    started = None
+    if os.environ.get(BOOTSTRAP_VARIABLE, "").strip() == "report":
+        started = start_report(models_dir, data_dir)
+    return {
+        "imported": [run.id for run in imported],
+        "resumed": resumed.id if resumed is not None else None,
+        "started": started.id if started is not None else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m har.bootstrap", description=__doc__.splitlines()[0])
+    parser.add_argument("--pretrained", default="pretrained", help="folder of exported runs (default: pretrained)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="har: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    done = run(args.pretrained)
+    for run_id in done["imported"]:
+        log.info("imported pretrained run %s", run_id)
+    if done["resumed"]:
+        log.info("resumed %s, which a restart had killed", done["resumed"])
+    if done["started"]:
+        log.info("started pipeline %s (HAR_BOOTSTRAP=report)", done["started"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""What the command line and the app's pages both do, written once: one function per user-level action.
+
+- `prepare_cache`: a dataset folder or archive -> a frame cache (extracting the archive's classes first).
+- `predict_file`: one video file -> every chosen run's class probabilities, decoding once per preprocessing.
+- `compare_runs`: the comparison table, each row with its confusion matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from har import config as config_module
+
+
+def prepare_cache(
+    source: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    classes: list[str] | tuple[str, ...] | None = None,
+    sequence_length: int = 20,
+    image_size: int = 64,
+    out: str | os.PathLike | None = None,
+    workers: int | None = None,
+    on_extract: Callable[[int, int], None] | None = None,
+    on_decode: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Builds (or reuses) the frame cache of `source` and returns its folder.
+
+    Args:
+        source: a dataset folder in the UCF50 layout, or an archive of one (extracted first, the chosen classes
+            only, to `<data_dir>/<archive name>`).
+        classes: class names in label order; None takes every class found.
+        out: the cache folder; None: `<data_dir>/caches/<source>-T<sequence_length>-S<image_size>`.
+        on_extract, on_decode: progress callbacks, called with (done, total).
+
+    Raises:
+        FileNotFoundError: `source` does not exist.
+        ValueError: bad settings, or a source without clips of the classes.
+    """
+    from har import archives
+    from har.datasets import build_cache, default_cache_path, ucf50
+
+    config_module.Config(sequence_length=sequence_length, image_size=image_size)  # validates both
+    data_dir = config_module.data_dir(data_dir)
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such dataset folder or archive; check the path.")
+    if archives.is_archive(source):
+        source = ucf50.extract_classes(source, data_dir / source.name.split(".")[0], classes, progress=on_extract)
+    out = Path(out) if out else default_cache_path(data_dir, source, sequence_length, image_size)
+    return build_cache(source, out, classes=classes, sequence_length=sequence_length, image_size=image_size,
+                       workers=workers, progress=on_decode)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Every run's prediction for one clip, and the frames each preprocessing sampled from it."""
+
+    clip: str
+    runs: list[dict]  # {"run_id", "model", "label", "probabilities": {class: p, most likely first}}
+    clips: dict  # (sequence_length, image_size) -> har.video.Clip, the frames that the runs saw
+
+    def to_dict(self) -> dict:
+        """The `har predict --json` shape."""
+        return {"clip": self.clip, "runs": self.runs}
+
+
+def predict_file(
+    path: str | os.PathLike,
+    runs: list | None = None,
+    models_dir: str | os.PathLike | None = None,
+    *,
+    decoder: Callable | None = None,
+    load: Callable | None = None,
+) -> Predictions:
+    """Class probabilities of the clip at `path` from each run; runs with the same preprocessing share a decode.
+
+    Args:
+        runs: run ids, folders or `Run`s; None: the latest finished run of each model.
+        decoder: `(path, sequence_length, image_size) -> Clip`; default `har.video.decode_clip` (the app passes
+            `har.sandbox.decode_untrusted` for uploads).
+        load: `(run, models_dir) -> Predictor`; default `Predictor.from_run` (the app passes its cached loader).
+
+    Raises:
+        FileNotFoundError: no finished run to predict with, or no such file.
+        VideoError: the file is not a readable video; raised before any model is loaded.
+    """
+    from har.explain import out_of_distribution
+    from har.inference import Predictor
+    from har.video import decode_clip
+
+    decoder = decoder or decode_clip
+    load = load or Predictor.from_run
+    models_dir = config_module.models_dir(models_dir)
+    defaults = config_module.Config()
+    # A bad file fails here, before any run is looked up or loaded.
+    clips = {(defaults.sequence_length, defaults.image_size): decoder(path, defaults.sequence_length, defaults.image_size)}
+    results = []
+    for run in select_runs(runs, models_dir):
+        predictor = load(run, models_dir)
+        key = (predictor.sequence_length, predictor.image_size)
+        if key not in clips:
+            clips[key] = decoder(path, *key)
+        probabilities = predictor.as_dict(predictor.predict_frames(clips[key].frames))
+        results.append({"run_id": predictor.run_id, "model": predictor.model_name,
+                        "label": next(iter(probabilities)), "probabilities": probabilities,
+                        **out_of_distribution(predictor, run, clips[key].frames)})  # fmt: skip
+    return Predictions(str(path), results, clips)
+
+
+def select_runs(runs: list | None, models_dir: str | os.PathLike | None = None) -> list:
+    """`Run`s from ids, folders or `Run`s; None: the latest finished run of each model.
+
+    Raises:
+        FileNotFoundError: an unknown run, or no finished run at all.
+    """
+    from har.runs import find_run, latest_runs
+
+    models_dir = config_module.models_dir(models_dir)
+    if runs:
+        return [run if hasattr(run, "metadata") else find_run(models_dir, run) for run in runs]
+    chosen = latest_runs(models_dir)
+    if not chosen:
+        raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
+    return chosen
+
+
+def compare_runs(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:
+    """`har.evaluation.compare`'s table, each row with `class_names` and `confusion_matrix` (rows: true class,
+    columns: predicted) from its evaluation.
+
+    Args:
+        runs: run ids; None: the newest finished run of each model on each split, with the other seeds of the
+            job that made it (`har.runs.latest_study`), so a `har reproduce` shows both models on both splits.
+    """
+    from har.evaluation import compare
+    from har.runs import find_run
+
+    models_dir = config_module.models_dir(models_dir)
+    table = compare(runs or None, models_dir)
+    for row in table["runs"]:
+        # compare() has just evaluated every run or found its evaluation up to date; it lies beside the run.
+        evaluation = json.loads((find_run(models_dir, row["run_id"]).path / "evaluation.json").read_text())
+        row["class_names"] = evaluation["classes"]
+        row["confusion_matrix"] = evaluation["confusion_matrix"]
+    return table
