@@ -450,7 +450,8 @@ class _Runner:
         run = self.pipeline.models_dir / run_id
         if read_run(run).status != "finished":
             config = config_module.Config(split=split, seed=seed, epochs=self.options.epochs)
-            run = train_run(cache_path, model, self.pipeline.models_dir, config=config, run_id=run_id, emit=self.emit,
+            run = train_run(cache_path, model, self.pipeline.models_dir, config=config, run_id=run_id,
+                            job_id=self.pipeline.id, emit=self.emit,
                             should_cancel=self.cancelled, backup_dir=self.folder / "backup" / run_id)  # fmt: skip
             finished = read_run(run)
             if finished.status == "cancelled":
