@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, "show_help", parser.print_help)()
         return 2
     try:
+        _check_arguments(args)  # a missing clip or a bad --out is reported before seconds of TensorFlow start-up
         if args.handler in (_evaluate, _compare, _predict, _timeline, _export, _import):
             _import_keras_quietly()
         return args.handler(args) or 0
@@ -39,6 +40,23 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error) if not isinstance(error, OSError) or not error.filename else _os_message(error)
         print(f"har: error: {message}", file=sys.stderr)
         return 2
+
+
+def _check_arguments(args) -> None:
+    """The checks that need no model: the input video exists and is a file, --out names a writable .csv/.json."""
+    if args.handler is _predict:
+        from har.video import check_video_file
+
+        check_video_file(args.clip)
+    elif args.handler is _timeline:
+        from har.video import check_video_file
+
+        check_video_file(args.video)
+        out = Path(args.out)
+        if out.suffix.lower() not in (".csv", ".json"):
+            raise ValueError(f"--out {out}: use a .csv or .json file name.")
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"--out {out}: the folder {out.parent} does not exist; create it first.")
 
 
 def _import_keras_quietly() -> None:
@@ -89,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--groups", type=int, default=8, help="scenes per class (default: 8)")
     demo.add_argument("--clips-per-group", type=int, default=4, help="clips per scene (default: 4)")
     demo.add_argument("--seed", type=int, default=27)
+    demo.add_argument("--no-cache", action="store_true", help="only write the clips, not their frame cache")
     demo.set_defaults(handler=_data_demo)
 
     ucf50 = data.add_parser("ucf50", help="download UCF50 (or use an archive or folder) and extract classes")
@@ -147,14 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="class probabilities of a clip from each run")
     predict.add_argument("clip", help="a video file")
-    predict.add_argument("--run", action="append", help="run id or folder (repeatable; default: latest of each model)")
+    predict.add_argument("--run", action="append",
+                         help="run id or folder, or a model name (lrcn, convlstm) for its latest finished run; "
+                              "repeatable (default: the latest of each model)")  # fmt: skip
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=_predict)
 
     timeline = commands.add_parser("timeline", help="sliding-window predictions over a long video")
     timeline.add_argument("video")
     timeline.add_argument("--out", required=True, help="FILE.csv or FILE.json")
-    timeline.add_argument("--run", help="run id or folder (default: the latest finished LRCN, else ConvLSTM)")
+    timeline.add_argument("--run", help="run id or folder, or a model name for its latest finished run "
+                                        "(default: the latest finished LRCN, else ConvLSTM)")  # fmt: skip
     timeline.add_argument("--window", type=float, default=4.0, help="seconds per window (default: 4)")
     timeline.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default: 1)")
     timeline.set_defaults(handler=_timeline)
@@ -201,7 +223,22 @@ def _data_demo(args) -> int:
     with bar:
         generate_demo(out, groups=args.groups, clips_per_group=args.clips_per_group, seed=args.seed, progress=update)
     print(f"demo dataset ready: {out}")
+    if not args.no_cache:
+        # `har train` and the app's Train page read this cache: the README's next command works at once.
+        cache = _build_demo_cache(out, config_module.data_dir(args.data_dir))
+        print(f"frame cache ready: {cache}")
     return 0
+
+
+def _build_demo_cache(demo: Path, data_dir: Path) -> Path:
+    """The demo's frame cache at the default settings (20 frames of 64x64), reused when already up to date."""
+    from har.datasets import build_cache, default_cache_path
+
+    defaults = config_module.Config()
+    bar, update = _progress_bar("decoding demo clips")
+    with bar:
+        return build_cache(demo, default_cache_path(data_dir, demo, defaults.sequence_length, defaults.image_size),
+                           sequence_length=defaults.sequence_length, image_size=defaults.image_size, progress=update)  # fmt: skip
 
 
 def _data_ucf50(args) -> int:
@@ -286,9 +323,13 @@ def _train(args) -> int:
             learning_rate=args.learning_rate, seed=args.seed, test_fraction=args.test_fraction,
             validation_fraction=args.validation_fraction,
         )  # fmt: skip
-        data = Path(args.data) if args.data else config_module.data_dir(args.data_dir) / "caches" / "demo-T20-S64"
+        data_dir = config_module.data_dir(args.data_dir)
+        data = Path(args.data) if args.data else data_dir / "caches" / "demo-T20-S64"
+        if not args.data and not (data / "meta.json").is_file() and (data_dir / "demo").is_dir():
+            print(f"no frame cache at {data} yet: building it from {data_dir / 'demo'}")
+            data = _build_demo_cache(data_dir / "demo", data_dir)
         if not (data / "meta.json").is_file():
-            hint = "build one with `har data build`" if args.data else "run `har data demo` and `har data build` first"
+            hint = "build one with `har data build`" if args.data else "run `har data demo` first"
             raise FileNotFoundError(f"{data}: no frame cache there; {hint}, or pass --data.")
         models = list(config_module.MODEL_NAMES) if args.model == "both" else [args.model]
         job = jobs.start(data, models, models_dir, config=config, distribute=args.distribute,
@@ -412,14 +453,27 @@ def _compare(args) -> int:
 
 
 def _selected_runs(models_dir, chosen: list[str] | None):
-    from har.runs import find_run, latest_runs
+    from har.runs import latest_runs
 
     if chosen:
-        return [find_run(models_dir, run) for run in chosen]
+        return [_run_or_latest(models_dir, run) for run in chosen]
     runs = latest_runs(models_dir)
     if not runs:
         raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
     return runs
+
+
+def _run_or_latest(models_dir, run: str):
+    """A run by id or folder; a model name (`lrcn`, `convlstm`) means that model's latest finished run."""
+    from har.runs import find_run, latest_finished
+
+    if run in config_module.MODEL_NAMES and not (Path(models_dir) / run).is_dir():
+        latest = latest_finished(models_dir, run)
+        if latest is None:
+            raise FileNotFoundError(f"--run {run}: no finished {run} run in {models_dir}; train one with "
+                                    f"`har train --model {run}`.")  # fmt: skip
+        return latest
+    return find_run(models_dir, run)
 
 
 def _predict(args) -> int:
@@ -453,7 +507,7 @@ def _timeline(args) -> int:
 
     models_dir = config_module.models_dir(args.models_dir)
     if args.run:
-        run = args.run
+        run = _run_or_latest(models_dir, args.run)
     else:
         from har.runs import latest_runs
 

@@ -24,6 +24,10 @@ import cv2  # noqa: E402
 import filetype  # noqa: E402
 import numpy as np  # noqa: E402
 
+# The variable above only counts if OpenCV was not imported yet (Keras imports it first in the CLI); without this
+# `[ WARN:0@0.5] global cap.cpp:212 ...` reaches the user's terminal for every file that is not a video.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -127,6 +131,15 @@ def decode_clip(
         return _clip(frames, indices[: len(frames)], reported, reader.fps, sequence_length)
     finally:
         reader.close()
+
+
+def check_video_file(path: str | os.PathLike) -> None:
+    """Refuses, without decoding, what cannot be a video: a missing path, a folder, an empty file, an image.
+
+    Raises:
+        VideoError: naming the file and what to do.
+    """
+    _check_file(Path(path))
 
 
 def _check_file(path: Path) -> None:
