@@ -60,24 +60,10 @@ def _check_arguments(args) -> None:
 
 
 def _import_keras_quietly() -> None:
-    """Imports Keras with its backend while fd 2 points at /dev/null.
+    """TensorFlow's C++ start-up messages would bury the one line a user needs to read (see har.quiet)."""
+    from har.quiet import import_keras
 
-    TensorFlow's C++ start-up messages (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in 2.21 and would
-    bury the one line a user needs to read.
-    """
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_keras()
 
 
 def _os_message(error: OSError) -> str:
