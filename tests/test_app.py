@@ -1,5 +1,6 @@
 """The Streamlit app through streamlit.testing's AppTest: every page, uploads, a real training job."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from har import jobs
-from har.datasets import find_clips
+from har.datasets import DEMO_CLASSES, find_clips
+from tests.media import break_first_frame, indexed_frames, truncated_copy, write_with_opencv
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 PAGES = ["overview", "data", "train", "predict", "compare"]
@@ -74,15 +76,68 @@ def test_data_page_shows_counts_and_a_strip_per_class(ready):
     assert app.dataframe[0].value["clips"].to_dict() == {"JumpingJacks": 32, "Squats": 32, "Walking": 32, "Waving": 32}
 
 
+def upload(app: AppTest, path: Path) -> AppTest:
+    app.get("file_uploader")[0].set_value((path.name, path.read_bytes(), "video/x-msvideo"))
+    return app.run()
+
+
+def figure(chart) -> dict:
+    return json.loads(chart.proto.spec)
+
+
 def test_uploading_a_clip_shows_probabilities_from_each_model(ready):
     app = open_page("predict")
-    clip = find_clips(ready / "data" / "demo", ["Waving"])[0].path
-    app.get("file_uploader")[0].set_value((clip.name, clip.read_bytes(), "video/x-msvideo"))
-    app.run()
+    clip = find_clips(ready / "data" / "demo", [DEMO_CLASSES[-1]])[0].path
+    upload(app, clip)
     assert_clean(app)
-    assert not app.error
-    (metric,) = app.metric
-    assert metric.label == "LRCN" and metric.value in ("JumpingJacks", "Squats", "Walking", "Waving")
+    assert not app.error and not app.warning
+    assert not app.metric  # no up-arrow "delta" beside the top class
+    answer = next(text.value for text in app.markdown if text.value.startswith("**LRCN**: "))
+    assert "run `lrcn-tiny`" in answer
+    bars = figure(app.get("plotly_chart")[0])
+    assert bars["layout"]["xaxis"]["range"] == [0, 1]
+    (trace,) = bars["data"]
+    assert trace["y"] == list(DEMO_CLASSES)  # label order, the same in every model's chart
+    assert trace["text"] == [f"{value:.1%}" for value in trace["x"]]
+    assert sum(trace["x"]) == pytest.approx(1, abs=1e-3)
+
+
+def test_an_xvid_upload_gets_an_h264_player(ready):
+    app = open_page("predict")
+    upload(app, find_clips(ready / "data" / "demo")[0].path)
+    (video,) = app.get("video")
+    assert video.proto.url.endswith(".mp4")  # served as H.264 MP4, re-encoded from the XVID .avi
+
+
+def test_the_page_says_which_run_answers_and_that_it_only_knows_its_classes(ready):
+    app = open_page("predict")
+    assert any("only knows the classes it was trained on" in caption.value for caption in app.caption)
+    (run_line,) = [text.value for text in app.expander[0].markdown]
+    assert "`lrcn-tiny`" in run_line and "demo-T8-S32" in run_line and "knows 4 classes" in run_line
+
+
+@pytest.mark.parametrize("damage, says", [("truncated", "says it has 300 frames but only"),
+                                          ("first frame", "could not be decoded and was skipped (frame 0)"),
+                                          ("short", "the last one is repeated")])  # fmt: skip
+def test_a_damaged_file_is_flagged_beside_the_answer(ready, tmp_path, damage, says):
+    whole = write_with_opencv(tmp_path / "whole.avi", indexed_frames(6 if damage == "short" else 300))
+    damaged = {"truncated": lambda: truncated_copy(whole, tmp_path / "cut.avi", 0.2),
+               "first frame": lambda: break_first_frame(whole, tmp_path / "broken.avi"),
+               "short": lambda: whole}[damage]()  # fmt: skip
+    app = upload(open_page("predict"), damaged)
+    assert_clean(app)
+    assert len(app.warning) == 1 and says in app.warning[0].value and damaged.name in app.warning[0].value
+    assert any(text.value.startswith("**LRCN**: ") for text in app.markdown)  # still answered
+
+
+def test_a_long_clip_gets_a_timeline_per_model_in_seconds(ready, tmp_path):
+    clip = write_with_opencv(tmp_path / "long.avi", indexed_frames(13 * 10), fps=10)
+    app = upload(open_page("predict"), clip)
+    assert_clean(app)
+    timelines = [figure(chart) for chart in app.get("plotly_chart") if "seconds" in json.dumps(figure(chart)["layout"])]
+    assert len(timelines) == 1  # one per model; `ready` has the LRCN only
+    assert timelines[0]["layout"]["xaxis"]["title"]["text"] == "window start (seconds)"
+    assert [button.label for button in app.get("download_button")] == ["Download the LRCN observation sequence (CSV)"]
 
 
 def test_a_bad_upload_shows_an_error_not_a_crash(ready):
