@@ -5,7 +5,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -161,6 +164,7 @@ def test_starting_a_tiny_training_shows_its_events(ready):
     app.run()  # the live fragment reads the job's events
     assert_clean(app)
     assert any("finished" in header.value for header in app.subheader)
+    assert any(caption.value == "LRCN: 1 epoch done" for caption in app.caption)
     assert any("test accuracy" in message.value for message in app.success)
     second = open_page("train")
     assert any(job.id in header.value for header in second.subheader)  # a new session re-attaches
@@ -181,9 +185,97 @@ def test_a_second_start_while_a_job_runs_is_refused(ready, tiny_cache):
         running.wait(120)
 
 
-def test_compare_page_puts_runs_beside_the_report(ready):
+def test_compare_page_puts_picked_runs_beside_the_report(ready):
     app = open_page("compare")
     assert_clean(app)
+    assert app.multiselect[0].value == ["lrcn-tiny"]  # the latest run of each model, picked by default
     table = app.dataframe[0].value
-    assert list(table[""]) == ["LRCN (this deployment)", "ConvLSTM (report)", "LRCN (report)"]
-    assert table["test accuracy"].iloc[1] == pytest.approx(0.7925)
+    assert list(table["run"]) == ["LRCN · lrcn-tiny", "ConvLSTM · the report", "LRCN · the report"]
+    assert table["test accuracy"].iloc[1] == "79.25%" and table["parameters"].iloc[1] == "44,524"
+    assert table.notna().all().all()  # no grey None in the report's rows
+    f1 = app.dataframe[1].value
+    assert list(f1.columns) == list(DEMO_CLASSES) and list(f1.index) == ["LRCN · lrcn-tiny"]
+
+
+def test_compare_curves_show_accuracy_and_one_colour_scale_for_confusion(ready):
+    app = open_page("compare")
+    curves, confusion = (figure(chart) for chart in app.get("plotly_chart"))
+    assert {trace["name"].rsplit(" ", 1)[1] for trace in curves["data"]} == {"loss", "accuracy"}
+    assert all(trace["coloraxis"] == "coloraxis" for trace in confusion["data"])
+    app.radio[0].set_value("share of each true class").run()
+    confusion = figure(app.get("plotly_chart")[1])
+    assert confusion["layout"]["coloraxis"]["cmax"] == 1.0
+    rows = np.array(confusion["data"][0]["z"])
+    assert rows.sum(axis=1) == pytest.approx(np.ones(len(rows)))
+
+
+def test_data_page_knows_the_demo_cache_is_there_and_generate_says_so(ready):
+    from har.datasets import build_cache
+
+    build_cache(ready / "data" / "demo", ready / "data" / "caches" / "demo-T20-S64")
+    app = open_page("data")
+    assert not any("No frame cache yet" in info.value for info in app.info)
+    assert any("Already here" in caption.value for caption in app.caption)
+    app.button[0].click().run()
+    assert_clean(app)
+    assert any("was already here: reused" in message.value for message in app.success)
+
+
+def test_data_page_on_a_fresh_home_generates_the_demo_and_its_cache(fresh):
+    app = open_page("data")
+    assert any("generate the demo dataset" in info.value for info in app.info)
+    app.button[0].click().run()
+    assert_clean(app)
+    assert any("ready" in message.value for message in app.success)
+    assert (fresh / "data" / "caches" / "demo-T20-S64" / "meta.json").is_file()
+
+
+def test_overview_names_wrapped_layers_and_shows_the_report():
+    app = open_page("overview")
+    convlstm, lrcn = (table.value for table in app.dataframe)
+    assert list(lrcn["Layer"][:3]) == ["TimeDistributed(Conv2D)", "TimeDistributed(MaxPooling2D)", "TimeDistributed(Dropout)"]
+    assert "TimeDistributed(Dropout)" in list(convlstm["Layer"]) and "11,524" in list(convlstm["Parameters"])
+    assert [metric.value for metric in app.metric] == ["79.25%", "0.5773", "86.93%", "0.2854"]
+    assert "Human Activity Recognition using ConvLSTM and LRCN" in app.expander[0].text[0].value
+    assert app.get("download_button")
+
+
+def test_the_deploy_button_is_hidden_by_the_apps_config():
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"
+
+
+def train_events(job) -> list[str]:
+    return [event["event"] for event in job.events()]
+
+
+@pytest.mark.slow
+def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache):
+    from har.config import Config
+
+    job = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["lrcn"], ready / "models",
+                     config=Config(epochs=3, batch_size=8, patience=3))  # fmt: skip
+    while "epoch" not in train_events(job):
+        assert job.is_alive(), job.events()
+        time.sleep(0.2)
+    app = open_page("train")
+    cancel = next(button for button in app.button if button.label == "Cancel training")
+    cancel.click().run()
+    assert job.wait(120) == "cancelled"
+    app.run()
+    assert_clean(app)
+    assert any(caption.value.startswith("LRCN: 1 epoch") or caption.value.startswith("LRCN: 2 epochs")
+               for caption in app.caption)  # singular and plural right, per model
+    history = app.dataframe[-1].value
+    assert list(history["job"]) == [job.id] and list(history["ended"]) == ["cancelled"]
+    assert "demo-T8-S32, report split, 3 epochs at most, batch 8" in history["settings"].iloc[0]
+    next(button for button in app.button if button.label == "Resume training").click().run()
+    assert_clean(app)
+    assert jobs.Job(job.folder).wait(300) == "finished"
+    app.run()
+    curves = figure(app.get("plotly_chart")[0])
+    assert curves["layout"]["xaxis"]["dtick"] == 1
+    assert any(trace["name"].startswith("LRCN best epoch") for trace in curves["data"])
+    assert all(trace["mode"] in ("lines+markers", "markers") for trace in curves["data"])
