@@ -469,18 +469,21 @@ def _predict(args) -> int:
     models_dir = config_module.models_dir(args.models_dir)
     # A bad file fails here, before any run is looked up or loaded; runs sharing the default preprocessing
     # reuse these frames.
-    results, sampled = [], {(20, 64): decode_clip(args.clip, 20, 64).frames}
+    results, sampled = [], {(20, 64): decode_clip(args.clip, 20, 64)}
     for run in _selected_runs(models_dir, args.run):
         predictor = Predictor.from_run(run, models_dir)
         key = (predictor.sequence_length, predictor.image_size)
         if key not in sampled:  # runs with the same preprocessing share one decode
-            sampled[key] = decode_clip(args.clip, *key).frames
-        probabilities = predictor.as_dict(predictor.predict_frames(sampled[key]))
+            sampled[key] = decode_clip(args.clip, *key)
+        probabilities = predictor.as_dict(predictor.predict_frames(sampled[key].frames))
         results.append({"run_id": predictor.run_id, "model": predictor.model_name,
-                        "label": next(iter(probabilities)), "probabilities": probabilities})  # fmt: skip
+                        "label": next(iter(probabilities)), "probabilities": probabilities,
+                        "problems": sampled[key].problems()})  # fmt: skip
     if args.json:
         print(json.dumps({"clip": args.clip, "runs": results}, indent=2))
         return 0
+    for problem in dict.fromkeys(problem for result in results for problem in result["problems"]):
+        print(f"har: warning: {args.clip}: {problem}", file=sys.stderr)  # a damaged file is not answered silently
     for result in results:
         print(f"{result['model']} ({result['run_id']}): {result['label']}")
         for name, p in result["probabilities"].items():

@@ -1,6 +1,7 @@
 """ConvLSTM vs LRCN: the runs the user picks, beside the report's numbers."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,11 +18,16 @@ _, models_dir = paths()
 
 
 @st.cache_data(show_spinner="Evaluating on the test split...")
-def comparison(run_ids: tuple[str, ...], _stamp: float) -> dict:
+def comparison(run_ids: tuple[str, ...], models_folder: str, stamp: float) -> dict:
+    """compare()'s table plus each run's saved evaluation (its confusion matrix); `stamp` is the newest model's
+    mtime, so a retrained run is evaluated again."""
     from har.quiet import import_keras
 
     import_keras()  # evaluating loads the models: without TensorFlow's C++ start-up lines on the terminal
-    return compare(list(run_ids), models_dir)
+    table = compare(list(run_ids), models_folder)
+    table["evaluations"] = {run_id: json.loads((Path(models_folder) / run_id / "evaluation.json").read_text())
+                            for run_id in run_ids}  # fmt: skip
+    return table
 
 
 def run_label(run) -> str:
@@ -92,9 +98,9 @@ def training_curves(runs) -> go.Figure:
     return figure
 
 
-def confusion_matrices(runs, normalise: bool) -> go.Figure:
+def confusion_matrices(runs, table: dict, normalise: bool) -> go.Figure:
     """Every picked run's confusion matrix on one colour scale (counts, or each true class's row to 100%)."""
-    evaluations = [json.loads((run.path / "evaluation.json").read_text()) for run in runs]
+    evaluations = [table["evaluations"][run.id] for run in runs]
     matrices = []
     for evaluation in evaluations:
         matrix = np.array(evaluation["confusion_matrix"], dtype=float)
@@ -105,7 +111,7 @@ def confusion_matrices(runs, normalise: bool) -> go.Figure:
                            horizontal_spacing=0.08)  # fmt: skip
     for i, (evaluation, matrix) in enumerate(zip(evaluations, matrices), 1):
         text = [[f"{value:.0%}" if normalise else f"{value:.0f}" for value in row] for row in matrix]
-        figure.add_heatmap(z=matrix, x=evaluation["classes"], y=evaluation["classes"], text=text,
+        figure.add_heatmap(z=matrix.tolist(), x=evaluation["classes"], y=evaluation["classes"], text=text,
                            texttemplate="%{text}", coloraxis="coloraxis", row=1, col=i)  # fmt: skip
         figure.update_xaxes(title_text="predicted", row=1, col=i)
         figure.update_yaxes(autorange="reversed", row=1, col=i)
@@ -127,7 +133,7 @@ if not runs:
     st.stop()
 try:
     stamp = max((run.path / "model.keras").stat().st_mtime for run in runs)
-    table = comparison(tuple(run.id for run in runs), stamp)
+    table = comparison(tuple(run.id for run in runs), str(models_dir), stamp)
 except (OSError, ValueError) as error:
     st.error(str(error))
     st.stop()
@@ -139,4 +145,4 @@ st.subheader("Training curves")
 st.plotly_chart(training_curves(runs), width="stretch")
 st.subheader("Confusion matrices (test split)")
 normalise = st.radio("Show", ["counts", "share of each true class"], horizontal=True) != "counts"
-st.plotly_chart(confusion_matrices(runs, normalise), width="stretch")
+st.plotly_chart(confusion_matrices(runs, table, normalise), width="stretch")

@@ -23,7 +23,8 @@ def demo_status(demo: Path, cache: Path) -> None:
         generate_demo(demo, progress=progress_callback(bar, "clips"))
         build_cache(demo, cache, progress=progress_callback(bar, "frames"))
         done = "was already here: reused" if existed else "ready"
-        status.update(label=f"Demo dataset and its frame cache {done}", state="complete", expanded=False)
+        status.update(label=f"Demo dataset and frame cache: {'already here, reused' if existed else 'ready'}",
+                      state="complete", expanded=False)  # fmt: skip
     st.success(f"Demo dataset {done}: `{demo}`, frame cache `{cache.name}`. Next: train on the Train page.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
@@ -32,7 +33,7 @@ st.title("Data")
 
 demo_tab, ucf50_tab = st.tabs(["Built-in demo", "UCF50"])
 with demo_tab:
-    st.write(f"Four synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
+    st.write(f"Synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
              "written as real XVID videos in UCF50's layout. Works offline.")  # fmt: skip
     demo_cache = default_cache_path(data_dir, data_dir / "demo", 20, 64)
     if (demo_cache / "meta.json").is_file():

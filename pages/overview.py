@@ -25,12 +25,13 @@ INNER_LAYERS = {
     "lrcn": ["Conv2D", "MaxPooling2D", "Dropout"] * 3 + ["Conv2D", "MaxPooling2D", "Flatten"],
 }
 
+st.subheader("The report's results (test split)")
 columns = st.columns(4)
-for i, (name, label) in enumerate((("convlstm", "ConvLSTM"), ("lrcn", "LRCN (CNN + LSTM)"))):
+for i, (name, label) in enumerate((("convlstm", "ConvLSTM"), ("lrcn", "LRCN"))):
     results = REPORT_RESULTS[name]
-    columns[2 * i].metric(f"{label}: test accuracy in the report", f"{results['accuracy']:.2%}",
+    columns[2 * i].metric(f"{label} test accuracy", f"{results['accuracy']:.2%}",
                           help=f"{results['parameters']:,} parameters")  # fmt: skip
-    columns[2 * i + 1].metric(f"{label}: test loss in the report", f"{results['loss']:.4f}")
+    columns[2 * i + 1].metric(f"{label} test loss", f"{results['loss']:.4f}")
 if REPORT_TEXT.is_file():
     with st.expander("Read the report", icon=":material/description:"):
         report = REPORT_TEXT.read_text()

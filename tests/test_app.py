@@ -256,26 +256,29 @@ def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache
     from har.config import Config
 
     job = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["lrcn"], ready / "models",
-                     config=Config(epochs=3, batch_size=8, patience=3))  # fmt: skip
+                     config=Config(epochs=40, batch_size=8, patience=40))  # fmt: skip
     while "epoch" not in train_events(job):
         assert job.is_alive(), job.events()
         time.sleep(0.2)
     app = open_page("train")
-    cancel = next(button for button in app.button if button.label == "Cancel training")
-    cancel.click().run()
+    next(button for button in app.button if button.label == "Cancel training").click().run()
     assert job.wait(120) == "cancelled"
     app.run()
     assert_clean(app)
-    assert any(caption.value.startswith("LRCN: 1 epoch") or caption.value.startswith("LRCN: 2 epochs")
-               for caption in app.caption)  # singular and plural right, per model
+    (count,) = [caption.value for caption in app.caption if caption.value.startswith("LRCN: ")]
+    done = int(count.split()[1])
+    assert count == f"LRCN: {done} epoch{'s' if done != 1 else ''} done"  # per model, singular or plural
     history = app.dataframe[-1].value
     assert list(history["job"]) == [job.id] and list(history["ended"]) == ["cancelled"]
-    assert "demo-T8-S32, report split, 3 epochs at most, batch 8" in history["settings"].iloc[0]
-    next(button for button in app.button if button.label == "Resume training").click().run()
-    assert_clean(app)
-    assert jobs.Job(job.folder).wait(300) == "finished"
-    app.run()
+    assert "demo-T8-S32, report split, 40 epochs at most, batch 8" in history["settings"].iloc[0]
     curves = figure(app.get("plotly_chart")[0])
     assert curves["layout"]["xaxis"]["dtick"] == 1
     assert any(trace["name"].startswith("LRCN best epoch") for trace in curves["data"])
     assert all(trace["mode"] in ("lines+markers", "markers") for trace in curves["data"])
+    next(button for button in app.button if button.label == "Resume training").click().run()
+    assert_clean(app)
+    assert not app.error
+    resumed = jobs.Job(job.folder)
+    assert resumed.state() == "running"
+    resumed.cancel()
+    assert resumed.wait(120) == "cancelled"

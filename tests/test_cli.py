@@ -139,5 +139,11 @@ def test_run_by_model_name_means_its_latest_finished_run(tmp_path, trained):
     code, out, err = har("--models-dir", str(models_dir), "predict", str(clip), "--run", "lrcn", "--json", cwd=tmp_path)
     assert code == 0, err
     assert [result["run_id"] for result in json.loads(out)["runs"]] == [run.name]
+    assert json.loads(out)["runs"][0]["problems"] == []
+    short = write_with_opencv(tmp_path / "short.avi", indexed_frames(5))
+    code, out, err = har("--models-dir", str(models_dir), "predict", str(short), "--run", "lrcn", cwd=tmp_path)
+    assert code == 0 and out.startswith(f"lrcn ({run.name}): ")
+    assert err.strip() == (f"har: warning: {short}: Only 5 distinct frames for the 8 the model takes: the last one is "
+                           "repeated 3 times.")  # fmt: skip
     code, _, err = har("--models-dir", str(models_dir), "predict", str(clip), "--run", "convlstm", cwd=tmp_path)
     assert_user_error(code, err, "no finished convlstm run")
