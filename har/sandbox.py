@@ -23,6 +23,13 @@ _context = _child_main.context("forkserver")
 _context.set_forkserver_preload(["har.video", "har.sandbox"])
 
 
+def start_decoder_server() -> None:
+    """Starts the forkserver now (it imports OpenCV once, ~0.5 s) so that the first upload does not wait for it."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 def decode_untrusted(
     path: str | os.PathLike,
     sequence_length: int = 20,

@@ -11,7 +11,7 @@ import streamlit as st
 from har import jobs
 from har.config import Config
 from har.datasets import build_cache, find_clips, generate_demo
-from har.sandbox import decode_untrusted, run_isolated
+from har.sandbox import decode_untrusted, run_isolated, start_decoder_server
 from har.video import VIDEO_EXTENSIONS, VideoError, browser_video, frame_strip, read_windows
 from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for, progress_callback, run_description
 
@@ -152,6 +152,7 @@ if not runs:
     offer_demo_training()
     st.stop()
 show_runs(runs)
+start_decoder_server()  # before the first upload, not during it
 
 uploads = st.file_uploader("Video clips", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS],
                            accept_multiple_files=True)  # fmt: skip
