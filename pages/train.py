@@ -132,8 +132,20 @@ def job_history(all_jobs) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
+def still_true(events: list[dict]) -> list[dict]:
+    """Drops the cancelled and failed events that a resume overtook (the model started again after them)."""
+    last_start = {}
+    for i, event in enumerate(events):
+        if event["event"] == "started":
+            last_start[event.get("model")] = i
+    newest = max(last_start.values(), default=-1)
+    return [event for i, event in enumerate(events)
+            if not (event["event"] in ("cancelled", "failed") and last_start.get(event.get("model"), -1) > i)
+            and not (event["event"] == "job_failed" and newest > i)]  # fmt: skip
+
+
 def outcome_messages(events: list[dict]) -> None:
-    for event in events:
+    for event in still_true(events):
         if event["event"] in ("failed", "job_failed"):
             st.error(f"Training failed: {event.get('reason')}")
         elif event["event"] == "finished":

@@ -280,5 +280,10 @@ def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache
     assert not app.error
     resumed = jobs.Job(job.folder)
     assert resumed.state() == "running"
+    while train_events(resumed).count("started") < 2:
+        assert resumed.is_alive(), resumed.events()
+        time.sleep(0.2)
+    app.run()
+    assert not app.warning  # the first attempt's "LRCN cancelled." no longer holds
     resumed.cancel()
     assert resumed.wait(120) == "cancelled"
