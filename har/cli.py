@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         getattr(args, "show_help", parser.print_help)()
         return 2
     try:
+        _check_arguments(args)  # a missing clip or a bad --out is reported before seconds of TensorFlow start-up
         if args.handler in (_evaluate, _compare, _predict, _explain, _timeline, _export, _import):
             _import_keras_quietly()
         return args.handler(args) or 0
@@ -42,25 +43,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _check_arguments(args) -> None:
+    """The checks that need no model: the input video exists and is a file, --out names a writable .csv/.json."""
+    if args.handler is _predict:
+        from har.video import check_video_file
+
+        check_video_file(args.clip)
+    elif args.handler is _timeline:
+        from har.video import check_video_file
+
+        check_video_file(args.video)
+        out = Path(args.out)
+        if out.suffix.lower() not in (".csv", ".json"):
+            raise ValueError(f"--out {out}: use a .csv or .json file name.")
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"--out {out}: the folder {out.parent} does not exist; create it first.")
+
+
 def _import_keras_quietly() -> None:
-    """Imports Keras with its backend while fd 2 points at /dev/null.
+    """TensorFlow's C++ start-up messages would bury the one line a user needs to read (see har.quiet)."""
+    from har.quiet import import_keras
 
-    TensorFlow's C++ start-up messages (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in 2.21 and would
-    bury the one line a user needs to read.
-    """
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_keras()
 
 
 def _os_message(error: OSError) -> str:
@@ -90,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--groups", type=int, default=25, help="performances per class (default: 25, as UCF50)")
     demo.add_argument("--clips-per-group", type=int, default=4, help="clips cut from each (default: 4)")
     demo.add_argument("--seed", type=int, default=27)
+    demo.add_argument("--no-cache", action="store_true", help="only write the clips, not their frame cache")
     demo.set_defaults(handler=_data_demo)
 
     ucf50 = data.add_parser("ucf50", help="download UCF50 (or use an archive or folder) and extract classes")
@@ -171,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="class probabilities of a clip from each run")
     predict.add_argument("clip", help="a video file")
-    predict.add_argument("--run", action="append", help="run id or folder (repeatable; default: latest of each model)")
+    predict.add_argument("--run", action="append",
+                         help="run id or folder, or a model name (lrcn, convlstm) for its latest finished run; "
+                              "repeatable (default: the latest of each model)")  # fmt: skip
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=_predict)
 
@@ -184,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     timeline = commands.add_parser("timeline", help="sliding-window predictions over a long video")
     timeline.add_argument("video")
     timeline.add_argument("--out", required=True, help="FILE.csv or FILE.json")
-    timeline.add_argument("--run", help="run id or folder (default: the latest finished LRCN, else ConvLSTM)")
+    timeline.add_argument("--run", help="run id or folder, or a model name for its latest finished run "
+                                        "(default: the latest finished LRCN, else ConvLSTM)")  # fmt: skip
     timeline.add_argument("--window", type=float, default=4.0, help="seconds per window (default: 4)")
     timeline.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default: 1)")
     timeline.set_defaults(handler=_timeline)
@@ -231,7 +239,22 @@ def _data_demo(args) -> int:
     with bar:
         generate_demo(out, groups=args.groups, clips_per_group=args.clips_per_group, seed=args.seed, progress=update)
     print(f"demo dataset ready: {out}")
+    if not args.no_cache:
+        # `har train` and the app's Train page read this cache: the README's next command works at once.
+        cache = _build_demo_cache(out, config_module.data_dir(args.data_dir))
+        print(f"frame cache ready: {cache}")
     return 0
+
+
+def _build_demo_cache(demo: Path, data_dir: Path) -> Path:
+    """The demo's frame cache at the default settings (20 frames of 64x64), reused when already up to date."""
+    from har.datasets import build_cache, default_cache_path
+
+    defaults = config_module.Config()
+    bar, update = _progress_bar("decoding demo clips")
+    with bar:
+        return build_cache(demo, default_cache_path(data_dir, demo, defaults.sequence_length, defaults.image_size),
+                           sequence_length=defaults.sequence_length, image_size=defaults.image_size, progress=update)  # fmt: skip
 
 
 def _data_ucf50(args) -> int:
@@ -304,9 +327,13 @@ def _train(args) -> int:
             learning_rate=args.learning_rate, seed=args.seed, test_fraction=args.test_fraction,
             validation_fraction=args.validation_fraction,
         )  # fmt: skip
-        data = Path(args.data) if args.data else config_module.data_dir(args.data_dir) / "caches" / "demo-T20-S64"
+        data_dir = config_module.data_dir(args.data_dir)
+        data = Path(args.data) if args.data else data_dir / "caches" / "demo-T20-S64"
+        if not args.data and not (data / "meta.json").is_file() and (data_dir / "demo").is_dir():
+            print(f"no frame cache at {data} yet: building it from {data_dir / 'demo'}")
+            data = _build_demo_cache(data_dir / "demo", data_dir)
         if not (data / "meta.json").is_file():
-            hint = "build one with `har data build`" if args.data else "run `har data demo` and `har data build` first"
+            hint = "build one with `har data build`" if args.data else "run `har data demo` first"
             raise FileNotFoundError(f"{data}: no frame cache there; {hint}, or pass --data.")
         models = list(config_module.MODEL_NAMES) if args.model == "both" else [args.model]
         job = jobs.start(data, models, models_dir, config=config, seeds=_seeds(args.seeds), distribute=args.distribute,
@@ -542,6 +569,8 @@ def _predict(args) -> int:
     if args.json:
         print(json.dumps(predictions.to_dict(), indent=2))
         return 0
+    for problem in dict.fromkeys(problem for result in results for problem in result["problems"]):
+        print(f"har: warning: {args.clip}: {problem}", file=sys.stderr)  # a damaged file is not answered silently
     for result in results:
         print(f"{result['model']} ({result['run_id']}): {result['label']}")
         for name, p in result["probabilities"].items():
@@ -590,7 +619,9 @@ def _timeline(args) -> int:
 
     models_dir = config_module.models_dir(args.models_dir)
     if args.run:
-        run = args.run
+        from har.services import select_runs
+
+        (run,) = select_runs([args.run], models_dir)
     else:
         from har.runs import latest_runs
 

@@ -8,18 +8,26 @@ milliseconds; the child is killed when its time is up, and a crash becomes a Vid
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from typing import Callable
 
+from har import _child_main
 from har.video import Clip, VideoError, decode_clip
 
 # What an upload may be: 10 minutes, 4K.
 UPLOAD_MAX_SECONDS = 600.0
 UPLOAD_MAX_PIXELS = 3840 * 2160
 
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["har.video"])
+# Children start from har._child_main, not the caller's __main__ (under Streamlit, the app script).
+_context = _child_main.context("forkserver")
+_context.set_forkserver_preload(["har.video", "har.sandbox"])
+
+
+def start_decoder_server() -> None:
+    """Starts the forkserver now (it imports OpenCV once, ~0.5 s) so that the first upload does not wait for it."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 
 def decode_untrusted(

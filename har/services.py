@@ -108,21 +108,35 @@ def predict_file(
         probabilities = predictor.as_dict(predictor.predict_frames(clips[key].frames))
         results.append({"run_id": predictor.run_id, "model": predictor.model_name,
                         "label": next(iter(probabilities)), "probabilities": probabilities,
+                        "problems": clips[key].problems(),
                         **out_of_distribution(predictor, run, clips[key].frames)})  # fmt: skip
     return Predictions(str(path), results, clips)
 
 
 def select_runs(runs: list | None, models_dir: str | os.PathLike | None = None) -> list:
-    """`Run`s from ids, folders or `Run`s; None: the latest finished run of each model.
+    """`Run`s from ids, folders, `Run`s or model names (`lrcn`, `convlstm`: that model's latest finished run);
+    None: the latest finished run of each model.
 
     Raises:
-        FileNotFoundError: an unknown run, or no finished run at all.
+        FileNotFoundError: an unknown run, no finished run of a named model, or no finished run at all.
     """
     from har.runs import find_run, latest_runs
 
     models_dir = config_module.models_dir(models_dir)
     if runs:
-        return [run if hasattr(run, "metadata") else find_run(models_dir, run) for run in runs]
+        latest = {run.model: run for run in latest_runs(models_dir)}
+        chosen = []
+        for run in runs:
+            if hasattr(run, "metadata"):
+                chosen.append(run)
+            elif run in config_module.MODEL_NAMES and not (Path(models_dir) / run).is_dir():
+                if run not in latest:
+                    raise FileNotFoundError(f"--run {run}: no finished {run} run in {models_dir}; train one with "
+                                            f"`har train --model {run}`.")  # fmt: skip
+                chosen.append(latest[run])
+            else:
+                chosen.append(find_run(models_dir, run))
+        return chosen
     chosen = latest_runs(models_dir)
     if not chosen:
         raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")

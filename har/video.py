@@ -24,6 +24,10 @@ import cv2  # noqa: E402
 import filetype  # noqa: E402
 import numpy as np  # noqa: E402
 
+# The variable above only counts if OpenCV was not imported yet (Keras imports it first in the CLI); without this
+# `[ WARN:0@0.5] global cap.cpp:212 ...` reaches the user's terminal for every file that is not a video.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -33,6 +37,8 @@ MAX_REPORTED_FRAMES = 10_000_000
 # Chosen frames at least this far apart are reached by seeking: decoding from the nearest keyframe costs
 # less than decoding every frame in between (see benchmarks/video_reading.py).
 SEEK_MIN_SKIP = 300
+# More frames than this failing to decode in a row is the end of the file, not a damaged frame to step over.
+BROKEN_FRAMES_IN_A_ROW = 4
 
 
 class VideoError(ValueError):
@@ -46,17 +52,44 @@ class Clip(NamedTuple):
     indices: source index of each real (unpadded) frame, in order.
     frame_count: frames in the source, as counted while decoding or as the container reported.
     fps: the container's frame rate (0.0 when unknown).
+
+    claimed_frames: the frame count the container states (None when it states none); more than
+        `frame_count` means the file is truncated or damaged.
+    broken_frames: source frames that failed to decode and were stepped over.
     """
 
     frames: np.ndarray
     indices: tuple[int, ...]
     frame_count: int
     fps: float
+    claimed_frames: int | None = None
+    broken_frames: tuple[int, ...] = ()
 
     @property
     def real_frames(self) -> int:
         """How many distinct source frames the sequence holds (the rest is padding)."""
         return len(set(self.indices))
+
+    def problems(self) -> list[str]:
+        """What is wrong with the file, one sentence each; empty for a whole clip.
+
+        The clip was still read: these say how far its frames (and so any prediction on them) can be trusted.
+        """
+        found = []
+        if self.claimed_frames is not None and self.claimed_frames > self.frame_count:
+            found.append(f"The file says it has {self.claimed_frames:,} frames but only {self.frame_count:,} could be "
+                         "decoded: it is truncated or damaged.")  # fmt: skip
+        if self.broken_frames:
+            listed = ", ".join(str(index) for index in self.broken_frames[:5])
+            more = ", ..." if len(self.broken_frames) > 5 else ""
+            found.append(f"{len(self.broken_frames):,} frame{'s' if len(self.broken_frames) != 1 else ''} could not "
+                         f"be decoded and {'were' if len(self.broken_frames) != 1 else 'was'} skipped "
+                         f"(frame {listed}{more}).")  # fmt: skip
+        padding = len(self.frames) - self.real_frames
+        if padding > 0:
+            found.append(f"Only {self.real_frames} distinct frames for the {len(self.frames)} the model takes: the "
+                         f"last one is repeated {padding} time{'s' if padding != 1 else ''}.")  # fmt: skip
+        return found
 
 
 def sample_indices(frame_count: int, sequence_length: int) -> list[int]:
@@ -107,26 +140,36 @@ def decode_clip(
         reported = reader.reported_frame_count()
         if reported is None:
             return _decode_counting(reader, sequence_length, max_frames)
+        claimed = reported
         indices = sample_indices(reported, sequence_length)
         skip = indices[1] - indices[0] if len(indices) > 1 else 1
         if skip >= seek_min_skip:
             frames = reader.read_by_seeking(indices)
             if frames is not None:
-                return _clip(frames, indices, reported, reader.fps, sequence_length)
+                return _clip(frames, indices, reported, reader.fps, sequence_length, claimed)
             reader.reopen()
-        frames, decoded = reader.read_sequentially(indices)
+        frames, used, decoded, broken = reader.read_sequentially(indices)
         if decoded < reported and len(frames) < len(indices):
             # The container promised more frames than it holds: choose again from the true count.
             log.info("%s: container reports %d frames but holds %d; resampling", path, reported, decoded)
-            if decoded == 0:
+            if not frames:
                 raise VideoError(f"{path}: no frame could be decoded; the file is damaged or not a video.")
             indices = sample_indices(decoded, sequence_length)
             reader.reopen()
-            frames, _ = reader.read_sequentially(indices)
+            frames, used, _, broken = reader.read_sequentially(indices)
             reported = decoded
-        return _clip(frames, indices[: len(frames)], reported, reader.fps, sequence_length)
+        return _clip(frames, used, reported, reader.fps, sequence_length, claimed, broken)
     finally:
         reader.close()
+
+
+def check_video_file(path: str | os.PathLike) -> None:
+    """Refuses, without decoding, what cannot be a video: a missing path, a folder, an empty file, an image.
+
+    Raises:
+        VideoError: naming the file and what to do.
+    """
+    _check_file(Path(path))
 
 
 def _check_file(path: Path) -> None:
@@ -165,11 +208,12 @@ def _decode_counting(reader: "_Reader", sequence_length: int, max_frames: int) -
     return _clip([frame for _, frame in chosen], [index for index, _ in chosen], count, reader.fps, sequence_length)
 
 
-def _clip(frames: list[np.ndarray], indices: list[int], frame_count: int, fps: float, sequence_length: int) -> Clip:
+def _clip(frames: list[np.ndarray], indices: list[int], frame_count: int, fps: float, sequence_length: int,
+          claimed: int | None = None, broken: list[int] = ()) -> Clip:  # fmt: skip
     if not frames:
         raise VideoError("no frame could be decoded; the file is damaged or not a video.")
     padded = frames + [frames[-1]] * (sequence_length - len(frames))
-    return Clip(np.stack(padded), tuple(indices), int(frame_count), fps)
+    return Clip(np.stack(padded), tuple(indices), int(frame_count), fps, claimed, tuple(broken))
 
 
 class _Reader:
@@ -227,20 +271,40 @@ class _Reader:
         small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
         return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
-    def read_sequentially(self, indices: list[int]) -> tuple[list[np.ndarray], int]:
-        """Decodes frames 0..max(indices) in order; returns the chosen frames and how many were decoded."""
-        wanted, frames = set(indices), []
-        index = 0
-        while index <= indices[-1]:
+    def read_sequentially(self, indices: list[int]) -> tuple[list[np.ndarray], list[int], int, list[int]]:
+        """Decodes frames 0..max(indices) in order.
+
+        A frame that fails to decode is stepped over (the next good one is taken in its place) as long as a good
+        frame follows within BROKEN_FRAMES_IN_A_ROW; more failures in a row are the end of the file.
+
+        Returns:
+            (the chosen frames, their source indices, frames gone through, indices of broken frames).
+        """
+        wanted, frames, used = set(indices), [], []
+        failures: list[int] = []  # failed frames in a row: broken if a good frame follows, else the end
+        broken: list[int] = []
+        index, substitute = 0, False  # substitute: a wanted frame was broken, take the next good one
+        while index <= indices[-1] or substitute:
             if not self.grab(index):
-                break
-            if index in wanted:
+                failures.append(index)
+                substitute = substitute or index in wanted
+                index += 1
+                if len(failures) > BROKEN_FRAMES_IN_A_ROW:
+                    break
+                continue
+            broken += failures
+            failures = []
+            if index in wanted or substitute:
                 frame = self.retrieve()
                 if frame is None:
-                    break
-                frames.append(frame)
+                    broken.append(index)
+                    substitute = True
+                else:
+                    frames.append(frame)
+                    used.append(index)
+                    substitute = False
             index += 1
-        return frames, index
+        return frames, used, index - len(failures), broken
 
     def read_by_seeking(self, indices: list[int]) -> list[np.ndarray] | None:
         """Seeks to each index; None when the container cannot seek exactly (the caller then decodes)."""
@@ -333,3 +397,33 @@ def read_windows(
         chunk = chunk + [chunk[-1]] * (sequence_length - len(chunk))
         windows.append(Window(times[start], min(times[start] + window_seconds, duration), np.stack(chunk)))
     return windows
+
+
+def browser_video(path: str | os.PathLike, out: str | os.PathLike, *, max_side: int = 480, max_seconds: float = 60.0,
+                  timeout: float = 60.0) -> Path:  # fmt: skip
+    """Re-encodes a clip as H.264 MP4 that every browser plays (XVID `.avi`, UCF50's format, plays in none).
+
+    Uses the ffmpeg binary that imageio-ffmpeg ships, in its own process with a time limit. The copy is scaled
+    down to at most `max_side` pixels and cut to `max_seconds`: it is a preview, not the input of any model.
+
+    Raises:
+        VideoError: ffmpeg failed or took longer than `timeout`.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path, out = Path(path), Path(out)
+    scale = (f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease,"
+             "scale=trunc(iw/2)*2:trunc(ih/2)*2")  # fmt: skip  # yuv420p needs even sides
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-i", str(path),
+               "-t", str(max_seconds), "-an", "-vf", scale, "-c:v", "libx264", "-preset", "veryfast",
+               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(out)]  # fmt: skip
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise VideoError(f"{path}: making a browser preview took over {timeout:.0f} s.") from None
+    if result.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise VideoError(f"{path}: no browser preview could be made ({reason[0][:200]}).")
+    return out

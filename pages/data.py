@@ -13,16 +13,34 @@ from har.video import frame_strip
 from pages._ui import paths, progress_callback
 
 data_dir, _ = paths()
+
+
+def demo_status(demo: Path, cache: Path) -> None:
+    """Generates the demo and builds its cache (the one Train uses by default), saying what was already there."""
+    existed = (demo / "demo.json").is_file() and (cache / "meta.json").is_file()
+    with st.status("Generating the demo dataset...", expanded=True) as status:
+        bar = st.progress(0.0)
+        generate_demo(demo, progress=progress_callback(bar, "clips"))
+        build_cache(demo, cache, progress=progress_callback(bar, "frames"))
+        done = "was already here: reused" if existed else "ready"
+        status.update(label=f"Demo dataset and frame cache: {'already here, reused' if existed else 'ready'}",
+                      state="complete", expanded=False)  # fmt: skip
+    st.success(f"Demo dataset {done}: `{demo}`, frame cache `{cache.name}`. Next: train on the Train page.")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+
+
 st.title("Data")
 
 demo_tab, ucf50_tab = st.tabs(["Built-in demo", "UCF50"])
 with demo_tab:
-    st.write(f"Four synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
+    st.write(f"Synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
              "written as real XVID videos in UCF50's layout. Works offline.")  # fmt: skip
+    demo_cache = default_cache_path(data_dir, data_dir / "demo", 20, 64)
+    if (demo_cache / "meta.json").is_file():
+        st.caption(f"Already here: `{data_dir / 'demo'}` and its frame cache `{demo_cache.name}`. Generating again "
+                   "reuses both when nothing changed.")  # fmt: skip
     if st.button("Generate the demo dataset", type="primary"):
-        bar = st.progress(0.0)
-        generate_demo(data_dir / "demo", progress=progress_callback(bar, "clips"))
-        st.success(f"Demo dataset ready in `{data_dir / 'demo'}`.")
+        demo_status(data_dir / "demo", demo_cache)
 
 with ucf50_tab:
     st.write("UCF50: 6,676 YouTube clips of 50 actions, 25 groups each. The archive is 3.2 GB.")
@@ -72,7 +90,10 @@ if st.button("Build the frame cache", type="primary", disabled=not source):
 
 caches = list_caches(data_dir)
 if not caches:
-    st.info("No frame cache yet: generate the demo dataset, then build its cache.")
+    if (data_dir / "demo").is_dir():
+        st.info("The demo dataset is here but has no frame cache yet: build it with the button above.")
+    else:
+        st.info("No frame cache yet: generate the demo dataset (it builds its cache too), or get UCF50.")
     st.stop()
 chosen_cache = st.selectbox("Look at a cache", caches, format_func=lambda path: path.name)
 cache = load_cache(chosen_cache)
@@ -81,7 +102,7 @@ st.dataframe(
     pd.DataFrame({"clips": info["classes"], "groups": info["groups_per_class"]}).rename_axis("class"),
     width="stretch",
 )
-st.caption(f"{info['clips']} clips, {info['padded_clips']} padded, {info['skipped_clips']} unreadable and skipped, "
+st.caption(f"{info['clips']:,} clips, {info['padded_clips']:,} padded, {info['skipped_clips']:,} unreadable and skipped, "
            f"{info['bytes_on_disk'] / 1e6:.1f} MB on disk.")  # fmt: skip
 for label, name in enumerate(cache.class_names):
     first = int((cache.labels == label).argmax())

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -16,11 +17,32 @@ st.markdown(
     "20 frames of 64x64 per clip, and found the LRCN ahead of the ConvLSTM."
 )
 
-columns = st.columns(2)
-for column, (name, label) in zip(columns, (("convlstm", "ConvLSTM"), ("lrcn", "LRCN (CNN + LSTM)"))):
+REPORT_TEXT = Path(__file__).resolve().parents[1] / "docs" / "report.txt"
+# The layer inside each TimeDistributed wrapper, in the order of the report's tables (the figures print only
+# "TimeDistributed"; the layers are those of the code the report trained, which har.models rebuilds).
+INNER_LAYERS = {
+    "convlstm": ["Dropout"] * 3,
+    "lrcn": ["Conv2D", "MaxPooling2D", "Dropout"] * 3 + ["Conv2D", "MaxPooling2D", "Flatten"],
+}
+
+st.subheader("The report's results (test split)")
+columns = st.columns(4)
+for i, (name, label) in enumerate((("convlstm", "ConvLSTM"), ("lrcn", "LRCN"))):
     results = REPORT_RESULTS[name]
-    column.metric(f"{label}: test accuracy in the report", f"{results['accuracy']:.2%}",
-                  help=f"test loss {results['loss']}, {results['parameters']:,} parameters")  # fmt: skip
+    columns[2 * i].metric(f"{label} test accuracy", f"{results['accuracy']:.2%}",
+                          help=f"{results['parameters']:,} parameters")  # fmt: skip
+    columns[2 * i + 1].metric(f"{label} test loss", f"{results['loss']:.4f}")
+if REPORT_TEXT.is_file():
+    with st.expander("Read the report", icon=":material/description:"):
+        report = REPORT_TEXT.read_text()
+        st.download_button("Download the report (text)", report, file_name="report.txt", mime="text/plain")
+        st.text(report)
+
+
+def layer_names(name: str) -> list[str]:
+    """The report's layer names, with the wrapped layer inside each TimeDistributed."""
+    inner = iter(INNER_LAYERS[name])
+    return [f"TimeDistributed({next(inner)})" if row[0] == "TimeDistributed" else row[0] for row in REPORT_LAYERS[name]]
 
 
 @st.cache_data(show_spinner="Building both models to read their layers...")
@@ -46,12 +68,16 @@ show_live = st.toggle("Check against the models as built here", value=False)
 live = live_layer_tables() if show_live else {}
 tabs = st.tabs(["ConvLSTM (Figure 1)", "LRCN (Figure 2)"])
 for tab, name in zip(tabs, ("convlstm", "lrcn")):
-    table = pd.DataFrame(REPORT_LAYERS[name], columns=["Layer", "Output shape", "Parameters"])
-    table["Output shape"] = table["Output shape"].map(lambda shape: "(None, " + ", ".join(map(str, shape)) + ")")
+    table = pd.DataFrame({
+        "Layer": layer_names(name),
+        "Output shape": ["(None, " + ", ".join(f"{size:,}" for size in row[1]) + ")" for row in REPORT_LAYERS[name]],
+        "Parameters": [f"{row[2]:,}" for row in REPORT_LAYERS[name]],
+    })  # fmt: skip
     if live:
         built = [(layer, tuple(shape), params) for layer, shape, params in live[name]]
         table["Matches har's model"] = [row == tuple(REPORT_LAYERS[name][i]) for i, row in enumerate(built)]
-    tab.dataframe(table, hide_index=True, width="stretch")
+    # Tall enough for every row: no scrolling inside the table.
+    tab.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table))
     tab.caption(f"Total parameters: {sum(row[2] for row in REPORT_LAYERS[name]):,}")
 
 st.subheader("Try it")

@@ -5,21 +5,21 @@ from functools import partial
 from pathlib import Path
 
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from har import jobs
 from har.config import Config
 from har.datasets import build_cache, find_clips, generate_demo
-from har.sandbox import decode_untrusted, run_isolated
-from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, read_windows
-from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for, progress_callback
+from har.sandbox import decode_untrusted, run_isolated, start_decoder_server
+from har.video import VIDEO_EXTENSIONS, VideoError, browser_video, frame_strip, read_windows
+from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for, progress_callback, run_description
 
 data_dir, models_dir = paths()
 LONG_CLIP_SECONDS = 12.0  # longer clips also get an activity timeline
 
-st.title("Predict")
-runs = finished_runs(models_dir)
-if not runs:
+
+def offer_demo_training() -> None:
     st.info("No trained model yet. Train the report's two models on the demo data (a few minutes on a CPU).")
     if st.button("Train the demo models", type="primary"):
         bar = st.progress(0.0)
@@ -31,7 +31,128 @@ if not runs:
             st.error(str(error))
         else:
             st.switch_page("pages/train.py")
+
+
+def show_runs(runs) -> None:
+    """Which run answers for each model, what it learnt from, and the classes it knows."""
+    st.caption("Each model only knows the classes it was trained on: any clip gets one of those, however "
+               "different it is. Probabilities say how sure the model is among them, not whether the clip "
+               "shows any of them.")  # fmt: skip
+    with st.expander("Which runs answer", expanded=False):
+        for run in runs:
+            st.markdown(f"- {run_description(run)}")
+
+
+def class_order(predictors) -> list[str]:
+    """One class order for every chart: the first run's label order, then classes only later runs know."""
+    return list(dict.fromkeys(name for predictor in predictors for name in predictor.class_names))
+
+
+def probability_chart(probabilities: dict[str, float], order: list[str]) -> go.Figure:
+    names = [name for name in order if name in probabilities]
+    values = [probabilities[name] for name in names]
+    top = max(probabilities, key=probabilities.get)
+    chart = go.Figure(go.Bar(x=values, y=names, orientation="h", text=[f"{value:.1%}" for value in values],
+                             textposition="outside", cliponaxis=False,
+                             marker_color=["#1f77b4" if name == top else "#aec7e8" for name in names]))  # fmt: skip
+    chart.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    chart.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=names)
+    chart.update_layout(height=90 + 30 * len(names), margin={"t": 10, "b": 10, "l": 10, "r": 50})
+    return chart
+
+
+def timeline_chart(timeline, class_names) -> go.Figure:
+    long_form = timeline.melt(id_vars=["start"], value_vars=list(class_names), var_name="class",
+                              value_name="probability")  # fmt: skip
+    chart = px.line(long_form, x="start", y="probability", color="class", markers=True,
+                    category_orders={"class": list(class_names)})  # fmt: skip
+    chart.update_xaxes(title_text="window start (seconds)", ticksuffix=" s")
+    chart.update_yaxes(range=[0, 1], tickformat=".0%")
+    chart.update_layout(height=300, margin={"t": 10, "b": 10})
+    return chart
+
+
+def decode(path: Path, name: str, predictors) -> dict | None:
+    """Sampled frames per (T, size) the runs need, decoded in a child process: uploads are untrusted."""
+    sampled = {}
+    try:
+        for predictor in predictors:
+            key = (predictor.sequence_length, predictor.image_size)
+            if key not in sampled:
+                sampled[key] = decode_untrusted(path, *key)
+    except VideoError as error:
+        st.error(str(error).replace(str(path), name))
+        return None
+    return sampled
+
+
+def show_clip(name: str, data: bytes, predictors, order: list[str]) -> None:
+    st.divider()
+    st.subheader(name)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"upload{Path(name).suffix.lower()}"
+        path.write_bytes(data)
+        sampled = decode(path, name, predictors)
+        if sampled is None:
+            return
+        first = next(iter(sampled.values()))
+        left, right = st.columns([1, 2])
+        player = left.empty()
+        right.image(frame_strip(first.frames, columns=10), width="stretch",
+                    caption=f"{first.real_frames} frames sampled of {first.frame_count:,}")  # fmt: skip
+        for problem in first.problems():
+            st.warning(f"{name}: {problem} The answer below rests on what could be read.", icon=":material/warning:")
+        columns = st.columns(len(predictors))
+        for column, predictor in zip(columns, predictors):
+            clip = sampled[(predictor.sequence_length, predictor.image_size)]
+            probabilities = predictor.as_dict(predictor.predict_frames(clip.frames))
+            top = next(iter(probabilities))
+            column.markdown(f"**{MODEL_LABELS[predictor.model_name]}**: {top} ({probabilities[top]:.1%})  \n"
+                            f"run `{predictor.run_id}`")  # fmt: skip
+            column.plotly_chart(probability_chart(probabilities, order), width="stretch",
+                                key=f"{name}-{predictor.run_id}")  # fmt: skip
+        show_player(player, path, name, folder)
+        seconds = first.frame_count / first.fps if first.fps else 0
+        if seconds >= LONG_CLIP_SECONDS:
+            show_timelines(path, name, predictors)
+
+
+def show_player(player, path: Path, name: str, folder: str) -> None:
+    """Every clip plays: re-encoded as H.264 on the server, since browsers cannot play XVID (UCF50's codec)."""
+    try:
+        preview = browser_video(path, Path(folder) / "preview.mp4")
+    except VideoError as error:
+        player.caption(str(error).replace(str(path), name))
+        return
+    player.video(preview.read_bytes(), format="video/mp4")
+
+
+def show_timelines(path: Path, name: str, predictors) -> None:
+    """One activity timeline per model: 4 s windows every second, decoded in a child process."""
+    st.markdown("**Activity timeline** (4 s windows, one every second)")
+    columns = st.columns(len(predictors))
+    for column, predictor in zip(columns, predictors):
+        label = MODEL_LABELS[predictor.model_name]
+        try:
+            timeline = predictor.timeline(path, reader=partial(run_isolated, read_windows, timeout=300))
+        except VideoError as error:
+            column.error(str(error).replace(str(path), name))
+            continue
+        column.markdown(f"{label} (run `{predictor.run_id}`)")
+        column.plotly_chart(timeline_chart(timeline, predictor.class_names), width="stretch",
+                            key=f"{name}-timeline-{predictor.run_id}")  # fmt: skip
+        column.download_button(f"Download the {label} observation sequence (CSV)", timeline.to_csv(index=False),
+                               file_name=f"{Path(name).stem}-{predictor.model_name}-timeline.csv", mime="text/csv",
+                               key=f"{name}-csv-{predictor.run_id}")  # fmt: skip
+
+
+st.title("Predict")
+runs = finished_runs(models_dir)
+if not runs:
+    offer_demo_training()
     st.stop()
+show_runs(runs)
+start_decoder_server()  # before the first upload, not during it
 
 uploads = st.file_uploader("Video clips", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS],
                            accept_multiple_files=True)  # fmt: skip
@@ -47,45 +168,6 @@ if not clips:
     st.stop()
 
 predictors = [predictor_for(run, models_dir) for run in runs]
+order = class_order(predictors)
 for name, data in clips:
-    st.divider()
-    st.subheader(name)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"upload{Path(name).suffix.lower()}"
-        path.write_bytes(data)
-        try:
-            sampled = {}
-            for predictor in predictors:
-                key = (predictor.sequence_length, predictor.image_size)
-                if key not in sampled:
-                    sampled[key] = decode_untrusted(path, *key)  # in a child process: uploads are untrusted
-        except VideoError as error:
-            st.error(str(error).replace(str(path), name))
-            continue
-        first = next(iter(sampled.values()))
-        left, right = st.columns([1, 2])
-        left.video(data)
-        right.image(frame_strip(first.frames, columns=10),
-                    caption=f"{first.real_frames} frames sampled of {first.frame_count}", width="stretch")  # fmt: skip
-        columns = st.columns(len(predictors))
-        for column, predictor in zip(columns, predictors):
-            clip = sampled[(predictor.sequence_length, predictor.image_size)]
-            probabilities = predictor.as_dict(predictor.predict_frames(clip.frames))
-            top = next(iter(probabilities))
-            column.metric(MODEL_LABELS[predictor.model_name], top, f"{probabilities[top]:.1%}", delta_color="off")
-            chart = px.bar(x=list(probabilities.values()), y=list(probabilities), orientation="h",
-                           labels={"x": "probability", "y": ""}, range_x=[0, 1])  # fmt: skip
-            chart.update_layout(height=60 + 28 * len(probabilities), margin={"t": 10, "b": 10})
-            chart.update_yaxes(autorange="reversed")  # most likely class on top
-            column.plotly_chart(chart, width="stretch", key=f"{name}-{predictor.run_id}")
-        seconds = first.frame_count / first.fps if first.fps else 0
-        if seconds >= LONG_CLIP_SECONDS:
-            predictor = predictors[-1]
-            timeline = predictor.timeline(path, reader=partial(run_isolated, read_windows, timeout=300))
-            st.markdown(f"**Activity timeline** ({MODEL_LABELS[predictor.model_name]}, 4 s windows every second)")
-            long_form = timeline.melt(id_vars=["start"], value_vars=list(predictor.class_names),
-                                      var_name="class", value_name="probability")  # fmt: skip
-            st.plotly_chart(px.line(long_form, x="start", y="probability", color="class"), width="stretch",
-                            key=f"{name}-timeline")  # fmt: skip
-            st.download_button("Download the observation sequence (CSV)", timeline.to_csv(index=False),
-                               file_name=f"{Path(name).stem}-timeline.csv", mime="text/csv", key=f"{name}-csv")  # fmt: skip
+    show_clip(name, data, predictors, order)

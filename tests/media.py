@@ -79,3 +79,20 @@ def write_with_opencv(path: Path, frames: list[np.ndarray], fourcc: str = "XVID"
 
 def ffmpeg(*arguments: str) -> None:
     subprocess.run([FFMPEG, "-y", "-loglevel", "error", *arguments], check=True)
+
+
+def truncated_copy(source: Path, out: Path, keep: float) -> Path:
+    """The first `keep` (0..1) of a file's bytes: a download cut short. An AVI then still claims every frame."""
+    data = Path(source).read_bytes()
+    Path(out).write_bytes(data[: int(len(data) * keep)])
+    return Path(out)
+
+
+def break_first_frame(source: Path, out: Path) -> Path:
+    """An XVID AVI whose first frame's bytes are overwritten with noise; the frames after it still decode."""
+    data = bytearray(Path(source).read_bytes())
+    start = data.index(b"00dc", data.index(b"movi"))
+    size = int.from_bytes(data[start + 4 : start + 8], "little")
+    data[start + 8 : start + 8 + size] = np.random.default_rng(27).integers(0, 256, size, dtype=np.uint8).tobytes()
+    Path(out).write_bytes(bytes(data))
+    return Path(out)

@@ -1,16 +1,21 @@
 """The Streamlit app through streamlit.testing's AppTest: every page, uploads, a real training job."""
 
+import json
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from har import jobs
-from har.datasets import find_clips
+from har.datasets import DEMO_CLASSES, find_clips
+from tests.media import break_first_frame, indexed_frames, truncated_copy, write_with_opencv
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 PAGES = ["overview", "data", "train", "predict", "compare"]
@@ -74,15 +79,68 @@ def test_data_page_shows_counts_and_a_strip_per_class(ready):
     assert app.dataframe[0].value["clips"].to_dict() == {"HorseRace": 32, "Swing": 32, "TaiChi": 32, "WalkingWithDog": 32}
 
 
+def upload(app: AppTest, path: Path) -> AppTest:
+    app.get("file_uploader")[0].set_value((path.name, path.read_bytes(), "video/x-msvideo"))
+    return app.run()
+
+
+def figure(chart) -> dict:
+    return json.loads(chart.proto.spec)
+
+
 def test_uploading_a_clip_shows_probabilities_from_each_model(ready):
     app = open_page("predict")
-    clip = find_clips(ready / "data" / "demo", ["Swing"])[0].path
-    app.get("file_uploader")[0].set_value((clip.name, clip.read_bytes(), "video/x-msvideo"))
-    app.run()
+    clip = find_clips(ready / "data" / "demo", [DEMO_CLASSES[-1]])[0].path
+    upload(app, clip)
     assert_clean(app)
-    assert not app.error
-    (metric,) = app.metric
-    assert metric.label == "LRCN" and metric.value in ("HorseRace", "Swing", "TaiChi", "WalkingWithDog")
+    assert not app.error and not app.warning
+    assert not app.metric  # no up-arrow "delta" beside the top class
+    answer = next(text.value for text in app.markdown if text.value.startswith("**LRCN**: "))
+    assert "run `lrcn-tiny`" in answer
+    bars = figure(app.get("plotly_chart")[0])
+    assert bars["layout"]["xaxis"]["range"] == [0, 1]
+    (trace,) = bars["data"]
+    assert trace["y"] == list(DEMO_CLASSES)  # label order, the same in every model's chart
+    assert trace["text"] == [f"{value:.1%}" for value in trace["x"]]
+    assert sum(trace["x"]) == pytest.approx(1, abs=1e-3)
+
+
+def test_an_xvid_upload_gets_an_h264_player(ready):
+    app = open_page("predict")
+    upload(app, find_clips(ready / "data" / "demo")[0].path)
+    (video,) = app.get("video")
+    assert video.proto.url.endswith(".mp4")  # served as H.264 MP4, re-encoded from the XVID .avi
+
+
+def test_the_page_says_which_run_answers_and_that_it_only_knows_its_classes(ready):
+    app = open_page("predict")
+    assert any("only knows the classes it was trained on" in caption.value for caption in app.caption)
+    (run_line,) = [text.value for text in app.expander[0].markdown]
+    assert "`lrcn-tiny`" in run_line and "demo-T8-S32" in run_line and "knows 4 classes" in run_line
+
+
+@pytest.mark.parametrize("damage, says", [("truncated", "says it has 300 frames but only"),
+                                          ("first frame", "could not be decoded and was skipped (frame 0)"),
+                                          ("short", "the last one is repeated")])  # fmt: skip
+def test_a_damaged_file_is_flagged_beside_the_answer(ready, tmp_path, damage, says):
+    whole = write_with_opencv(tmp_path / "whole.avi", indexed_frames(6 if damage == "short" else 300))
+    damaged = {"truncated": lambda: truncated_copy(whole, tmp_path / "cut.avi", 0.2),
+               "first frame": lambda: break_first_frame(whole, tmp_path / "broken.avi"),
+               "short": lambda: whole}[damage]()  # fmt: skip
+    app = upload(open_page("predict"), damaged)
+    assert_clean(app)
+    assert len(app.warning) == 1 and says in app.warning[0].value and damaged.name in app.warning[0].value
+    assert any(text.value.startswith("**LRCN**: ") for text in app.markdown)  # still answered
+
+
+def test_a_long_clip_gets_a_timeline_per_model_in_seconds(ready, tmp_path):
+    clip = write_with_opencv(tmp_path / "long.avi", indexed_frames(13 * 10), fps=10)
+    app = upload(open_page("predict"), clip)
+    assert_clean(app)
+    timelines = [figure(chart) for chart in app.get("plotly_chart") if "seconds" in json.dumps(figure(chart)["layout"])]
+    assert len(timelines) == 1  # one per model; `ready` has the LRCN only
+    assert timelines[0]["layout"]["xaxis"]["title"]["text"] == "window start (seconds)"
+    assert [button.label for button in app.get("download_button")] == ["Download the LRCN observation sequence (CSV)"]
 
 
 def test_a_bad_upload_shows_an_error_not_a_crash(ready):
@@ -106,6 +164,7 @@ def test_starting_a_tiny_training_shows_its_events(ready):
     app.run()  # the live fragment reads the job's events
     assert_clean(app)
     assert any("finished" in header.value for header in app.subheader)
+    assert any(caption.value == "LRCN: 1 epoch done" for caption in app.caption)
     assert any("test accuracy" in message.value for message in app.success)
     second = open_page("train")
     assert any(job.id in header.value for header in second.subheader)  # a new session re-attaches
@@ -126,9 +185,105 @@ def test_a_second_start_while_a_job_runs_is_refused(ready, tiny_cache):
         running.wait(120)
 
 
-def test_compare_page_puts_runs_beside_the_report(ready):
+def test_compare_page_puts_picked_runs_beside_the_report(ready):
     app = open_page("compare")
     assert_clean(app)
+    assert app.multiselect[0].value == ["lrcn-tiny"]  # the latest run of each model, picked by default
     table = app.dataframe[0].value
-    assert list(table[""]) == ["LRCN (this deployment)", "ConvLSTM (report)", "LRCN (report)"]
-    assert table["test accuracy"].iloc[1] == pytest.approx(0.7925)
+    assert list(table["run"]) == ["LRCN · lrcn-tiny", "ConvLSTM · the report", "LRCN · the report"]
+    assert table["test accuracy"].iloc[1] == "79.25%" and table["parameters"].iloc[1] == "44,524"
+    assert table.notna().all().all()  # no grey None in the report's rows
+    f1 = app.dataframe[1].value
+    assert list(f1.columns) == list(DEMO_CLASSES) and list(f1.index) == ["LRCN · lrcn-tiny"]
+
+
+def test_compare_curves_show_accuracy_and_one_colour_scale_for_confusion(ready):
+    app = open_page("compare")
+    curves, confusion = (figure(chart) for chart in app.get("plotly_chart"))
+    assert {trace["name"].rsplit(" ", 1)[1] for trace in curves["data"]} == {"loss", "accuracy"}
+    assert all(trace["coloraxis"] == "coloraxis" for trace in confusion["data"])
+    app.radio[0].set_value("share of each true class").run()
+    confusion = figure(app.get("plotly_chart")[1])
+    assert confusion["layout"]["coloraxis"]["cmax"] == 1.0
+    rows = np.array(confusion["data"][0]["z"])
+    assert rows.sum(axis=1) == pytest.approx(np.ones(len(rows)))
+
+
+def test_data_page_knows_the_demo_cache_is_there_and_generate_says_so(ready):
+    from har.datasets import build_cache
+
+    build_cache(ready / "data" / "demo", ready / "data" / "caches" / "demo-T20-S64")
+    app = open_page("data")
+    assert not any("No frame cache yet" in info.value for info in app.info)
+    assert any("Already here" in caption.value for caption in app.caption)
+    app.button[0].click().run()
+    assert_clean(app)
+    assert any("was already here: reused" in message.value for message in app.success)
+
+
+def test_data_page_on_a_fresh_home_generates_the_demo_and_its_cache(fresh):
+    app = open_page("data")
+    assert any("generate the demo dataset" in info.value for info in app.info)
+    app.button[0].click().run()
+    assert_clean(app)
+    assert any("ready" in message.value for message in app.success)
+    assert (fresh / "data" / "caches" / "demo-T20-S64" / "meta.json").is_file()
+
+
+def test_overview_names_wrapped_layers_and_shows_the_report():
+    app = open_page("overview")
+    convlstm, lrcn = (table.value for table in app.dataframe)
+    assert list(lrcn["Layer"][:3]) == ["TimeDistributed(Conv2D)", "TimeDistributed(MaxPooling2D)", "TimeDistributed(Dropout)"]
+    assert "TimeDistributed(Dropout)" in list(convlstm["Layer"]) and "11,524" in list(convlstm["Parameters"])
+    assert [metric.value for metric in app.metric] == ["79.25%", "0.5773", "86.93%", "0.2854"]
+    assert "Human Activity Recognition using ConvLSTM and LRCN" in app.expander[0].text[0].value
+    assert app.get("download_button")
+
+
+def test_the_deploy_button_is_hidden_by_the_apps_config():
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer"
+
+
+def train_events(job) -> list[str]:
+    return [event["event"] for event in job.events()]
+
+
+@pytest.mark.slow
+def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache):
+    from har.config import Config
+
+    job = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["lrcn"], ready / "models",
+                     config=Config(epochs=40, batch_size=8, patience=40))  # fmt: skip
+    while "epoch" not in train_events(job):
+        assert job.is_alive(), job.events()
+        time.sleep(0.2)
+    app = open_page("train")
+    next(button for button in app.button if button.label == "Cancel training").click().run()
+    assert job.wait(120) == "cancelled"
+    app.run()
+    assert_clean(app)
+    (count,) = [caption.value for caption in app.caption if caption.value.startswith("LRCN: ")]
+    done = int(count.split()[1])
+    assert count == f"LRCN: {done} epoch{'s' if done != 1 else ''} done"  # per model, singular or plural
+    history = app.dataframe[-1].value
+    assert list(history["job"]) == [job.id] and list(history["ended"]) == ["cancelled"]
+    assert "demo-T8-S32, report split, 40 epochs at most, batch 8" in history["settings"].iloc[0]
+    curves = figure(app.get("plotly_chart")[0])
+    assert curves["layout"]["xaxis"]["dtick"] == 1
+    assert any(trace["name"].startswith("LRCN best epoch") for trace in curves["data"])
+    assert all(trace["mode"] in ("lines+markers", "markers") for trace in curves["data"])
+    next(button for button in app.button if button.label == "Resume training").click().run()
+    assert_clean(app)
+    assert not app.error
+    resumed = jobs.Job(job.folder)
+    assert resumed.state() == "running"
+    while train_events(resumed).count("started") < 2:
+        assert resumed.is_alive(), resumed.events()
+        time.sleep(0.2)
+    app.run()
+    assert not app.warning  # the first attempt's "LRCN cancelled." no longer holds
+    resumed.cancel()
+    assert resumed.wait(120) == "cancelled"

@@ -155,3 +155,45 @@ def test_frame_strip_lays_frames_out_in_rows():
     assert (strip[4] == 255).all()
     with pytest.raises(ValueError):
         frame_strip(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_truncated_avi_says_how_many_frames_it_claimed(tmp_path):
+    from har.video import decode_clip
+    from tests.media import truncated_copy
+
+    whole = write_with_opencv(tmp_path / "whole.avi", indexed_frames(200))
+    clip = decode_clip(truncated_copy(whole, tmp_path / "cut.avi", 0.3), 20, 32)
+    assert clip.claimed_frames == 200 and 0 < clip.frame_count < 200
+    assert [decode_index(frame) for frame in clip.frames[: clip.real_frames]] == list(clip.indices)
+    assert "says it has 200 frames but only" in clip.problems()[0]
+
+
+def test_a_broken_first_frame_is_stepped_over_and_reported(tmp_path):
+    from har.video import decode_clip
+    from tests.media import break_first_frame
+
+    whole = write_with_opencv(tmp_path / "whole.avi", indexed_frames(40))
+    clip = decode_clip(break_first_frame(whole, tmp_path / "broken.avi"), 20, 32)
+    assert clip.broken_frames == (0,)
+    assert clip.indices[0] == 1  # (its pixels are smeared: it was predicted from the broken keyframe)
+    assert clip.problems() == ["1 frame could not be decoded and was skipped (frame 0)."]
+
+
+def test_a_whole_clip_has_no_problems_and_a_short_one_says_it_is_padded(tmp_path):
+    from har.video import decode_clip
+
+    assert decode_clip(write_with_opencv(tmp_path / "whole.avi", indexed_frames(40)), 20, 32).problems() == []
+    short = decode_clip(write_with_opencv(tmp_path / "short.avi", indexed_frames(16)), 20, 32)
+    assert short.problems() == ["Only 16 distinct frames for the 20 the model takes: the last one is repeated 4 times."]
+
+
+def test_browser_video_turns_an_xvid_avi_into_h264_mp4(tmp_path):
+    import cv2
+
+    from har.video import browser_video
+
+    preview = browser_video(write_with_opencv(tmp_path / "clip.avi", indexed_frames(30)), tmp_path / "preview.mp4")
+    capture = cv2.VideoCapture(str(preview))
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    assert preview.read_bytes()[4:8] == b"ftyp" and fourcc in ("avc1", "h264")
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 30

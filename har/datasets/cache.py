@@ -19,7 +19,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from har import _decode_worker
+from har import _child_main, _decode_worker
 from har.datasets import layout
 
 log = logging.getLogger(__name__)
@@ -250,8 +249,9 @@ def _decode_all(clips, staging: Path, sequence_length: int, image_size: int, wor
     jobs = [(i, str(clip.path), sequence_length, image_size) for i, clip in enumerate(clips)]
     # Each worker holds one clip and OpenCV (~70 MB); 8 of them keep a full UCF50 build well under 2 GB.
     workers = max(1, min(workers or min(os.cpu_count() or 1, 8), len(clips)))
-    # Spawned, not forked: the caller may be a process with TensorFlow's threads running.
-    context = multiprocessing.get_context("spawn")
+    # Spawned, not forked: the caller may be a process with TensorFlow's threads running. Workers start from
+    # har._child_main, not the caller's __main__ (under Streamlit, the app script).
+    context = _child_main.context("spawn")
     with open(staging / "frames.npy", "r+b") as sink, context.Pool(workers, initializer=_decode_worker.setup) as pool:
         for done, (i, data, real, reason) in enumerate(pool.imap_unordered(_decode_worker.decode, jobs, chunksize=2), 1):
             if data is None:
