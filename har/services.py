@@ -51,7 +51,7 @@ def prepare_cache(
         raise FileNotFoundError(f"{source}: no such dataset folder or archive; check the path.")
     if archives.is_archive(source):
         source = ucf50.extract_classes(source, data_dir / source.name.split(".")[0], classes, progress=on_extract)
-    out = Path(out) if out else default_cache_path(data_dir, source, sequence_length, image_size)
+    out = Path(out) if out else default_cache_path(data_dir, source, sequence_length, image_size, classes)
     return build_cache(source, out, classes=classes, sequence_length=sequence_length, image_size=image_size,
                        workers=workers, progress=on_decode)  # fmt: skip
 

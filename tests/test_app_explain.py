@@ -44,7 +44,7 @@ def test_without_a_trained_model_the_page_says_what_to_do(tmp_path, monkeypatch)
 
 def test_an_uploaded_clip_is_explained_frame_by_frame(ready):
     app = open_explain()
-    clip = find_clips(ready / "data" / "demo", ["Squats"])[0].path
+    clip = find_clips(ready / "data" / "demo", ["Swing"])[0].path
     app.get("file_uploader")[0].set_value((clip.name, clip.read_bytes(), "video/x-msvideo"))
     app.run()
     assert_clean(app)

@@ -84,11 +84,13 @@ def test_another_class_list_gets_its_own_cache_and_never_replaces_one(demo, tmp_
     assert everything.name == "demo-T4-S16" == default_cache_path(tmp_path, demo, 4, 16, sorted(DEMO_CLASSES)).name
     two = list(DEMO_CLASSES[:2])
     other = default_cache_path(tmp_path, demo, 4, 16, two)
-    assert other.name.startswith("demo-2c") and other != default_cache_path(tmp_path, demo, 4, 16, two[::-1])
+    assert other.name.startswith("demo-2c") and other != default_cache_path(tmp_path, demo, 4, 16, DEMO_CLASSES[1:3])
     build_cache(demo, everything, sequence_length=4, image_size=16)
     before = load_cache(everything).fingerprint
     with pytest.raises(ValueError, match="holds a cache of other classes.*another --out"):
         build_cache(demo, everything, classes=two, sequence_length=4, image_size=16)
+    with pytest.raises(ValueError, match="holds a cache of other classes"):  # the same classes in another order
+        build_cache(demo, everything, classes=sorted(DEMO_CLASSES, reverse=True), sequence_length=4, image_size=16)
     assert load_cache(everything).fingerprint == before
 
 

@@ -20,7 +20,7 @@ from har.runs import find_run
 from har.video import decode_clip, sample_indices
 from tests.media import write_with_opencv
 
-CLASSES = ("JumpingJacks", "Squats", "Walking", "Waving")
+CLASSES = ("HorseRace", "Swing", "TaiChi", "WalkingWithDog")
 
 
 def metadata(model: str, classes=CLASSES, sequence_length=8, image_size=32) -> dict:
@@ -59,7 +59,7 @@ def test_order_variants_come_from_the_same_sampled_frames():
 
 
 def test_explanation_of_a_real_clip_has_one_value_per_sampled_frame(lrcn_explainer, demo_dataset):
-    path = find_clips(demo_dataset, ["Waving"])[0].path
+    path = find_clips(demo_dataset, ["WalkingWithDog"])[0].path
     clip = decode_clip(path, 8, 32)
     explanation = lrcn_explainer.explain(clip, ood=False)
     assert explanation.sampled_frames == sample_indices(clip.frame_count, 8)
@@ -215,7 +215,7 @@ def har(*args, models_dir):
 
 def test_cli_explain_json_for_a_real_clip(run_copy, demo_dataset):
     run, models_dir = run_copy
-    path = find_clips(demo_dataset, ["Squats"])[0].path
+    path = find_clips(demo_dataset, ["Swing"])[0].path
     code, out, err = har("explain", str(path), "--json", models_dir=models_dir)
     assert code == 0, err
     result = json.loads(out)

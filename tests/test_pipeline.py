@@ -19,8 +19,8 @@ from har.report import REPORT_RESULTS
 from tests.http_server import Behaviour, LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
-# The demo's four actions stand in for the report's four UCF50 classes.
-AS_UCF50 = {"JumpingJacks": "WalkingWithDog", "Squats": "TaiChi", "Walking": "Swing", "Waving": "HorseRace"}
+# The demo's four actions are the report's four UCF50 classes.
+AS_UCF50 = {"WalkingWithDog": "WalkingWithDog", "TaiChi": "TaiChi", "Swing": "Swing", "HorseRace": "HorseRace"}
 TINY = ["--epochs", "1", "--sequence-length", "8", "--image-size", "32"]
 
 

@@ -13,17 +13,17 @@ from har.video import VideoError, decode_clip
 def test_prepare_cache_extracts_an_archive_then_builds_and_reuses_the_cache(demo_dataset, tmp_path):
     archive = tmp_path / "UCF50.zip"
     with zipfile.ZipFile(archive, "w") as handle:
-        for clip in find_clips(demo_dataset, ["Squats", "Waving"]):
+        for clip in find_clips(demo_dataset, ["Swing", "WalkingWithDog"]):
             handle.write(clip.path, f"UCF50/{clip.class_name}/{clip.path.name}")
     seen = []
-    path = services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["Waving", "Squats"], sequence_length=8,
+    path = services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["WalkingWithDog", "Swing"], sequence_length=8,
                                   image_size=32, on_decode=lambda done, total: seen.append((done, total)))  # fmt: skip
     assert path == tmp_path / "data" / "caches" / "UCF50-T8-S32"
     cache = load_cache(path)
-    assert list(cache.class_names) == ["Waving", "Squats"] and cache.frames.shape == (64, 8, 32, 32, 3)
+    assert list(cache.class_names) == ["WalkingWithDog", "Swing"] and cache.frames.shape == (64, 8, 32, 32, 3)
     assert seen[-1] == (64, 64)
     modified = (path / "frames.npy").stat().st_mtime_ns
-    assert services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["Waving", "Squats"],
+    assert services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["WalkingWithDog", "Swing"],
                                   sequence_length=8, image_size=32) == path  # fmt: skip
     assert (path / "frames.npy").stat().st_mtime_ns == modified
 
@@ -35,7 +35,7 @@ def test_prepare_cache_names_a_missing_source(tmp_path):
 
 def test_predict_file_decodes_once_per_preprocessing_and_gives_every_runs_probabilities(trained, demo_dataset):
     run, _, models_dir = trained
-    clip = find_clips(demo_dataset, ["Walking"])[0].path
+    clip = find_clips(demo_dataset, ["TaiChi"])[0].path
     decoded = []
 
     def decoder(path, sequence_length, image_size):

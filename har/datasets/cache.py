@@ -124,12 +124,12 @@ def list_caches(data_dir: str | Path) -> list[Path]:
 
 def default_cache_path(data_dir: str | Path, source: str | Path, sequence_length: int, image_size: int,
                        classes: list[str] | tuple[str, ...] | None = None) -> Path:  # fmt: skip
-    """`<data_dir>/caches/<source>-T<len>-S<size>`, for every class of the source in sorted order; another class
-    list (or order) gets its own folder, `<source>-<k>c<hash>-T<len>-S<size>`, so it never replaces a cache
-    that earlier runs were trained on."""
+    """`<data_dir>/caches/<source>-T<len>-S<size>` for every class of the source; a subset of its classes gets
+    its own folder, `<source>-<k>c<hash>-T<len>-S<size>`, so it never replaces a cache that earlier runs were
+    trained on (and `build_cache` refuses to rebuild a cache with its classes in another order)."""
     name = Path(source).resolve().name
-    if classes is not None and list(classes) != sorted({clip.class_name for clip in layout.find_clips(source)}):
-        digest = hashlib.sha256(",".join(classes).encode()).hexdigest()[:6]
+    if classes is not None and set(classes) != {clip.class_name for clip in layout.find_clips(source)}:
+        digest = hashlib.sha256(",".join(sorted(classes)).encode()).hexdigest()[:6]
         name = f"{name}-{len(classes)}c{digest}"
     return Path(data_dir) / "caches" / f"{name}-T{sequence_length}-S{image_size}"
 
