@@ -21,6 +21,11 @@ GLOSSARY: dict[str, str] = {
     "timedistributed": "A Keras wrapper that applies the same layer (here a convolution) to every frame of a clip "
                        "separately, with the same weights: the LRCN sees each frame alone before its LSTM sees them "
                        "in order.",
+    "seed": "The number every random choice of a run starts from: the split, the first weights, the shuffling and "
+            "the dropout. The same seed gives the same run; another seed is another draw, so train several to see "
+            "how much of a result is luck.",
+    "at chance": "A run whose test accuracy a guessing model could reach, or whose validation loss never fell clearly "
+                 "below ln(number of classes), the loss of guessing: it did not learn, whatever its score says.",
     "chance level": "The accuracy of guessing: 1 / number of classes (25% for four classes). A model at chance level "
                     "has learned nothing useful.",
     "grad-cam": "A heat map of where in a frame the evidence for the predicted class lies: the last convolution's "
