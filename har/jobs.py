@@ -263,7 +263,7 @@ def start(
         "distribute": distribute,
         "mixed_precision": mixed_precision,
     }
-    with _lock(models_dir) as lock:
+    with training_lock(models_dir) as lock:
         folder = jobs_folder(models_dir) / job_id
         folder.mkdir(parents=True)
         (folder / "job.json").write_text(json.dumps(spec, indent=1))
@@ -275,7 +275,7 @@ def resume(models_dir: str | Path, job_id: str) -> Job:
     folder = jobs_folder(models_dir) / job_id
     if not (folder / "job.json").is_file():
         raise FileNotFoundError(f"{job_id}: no such job in {models_dir}.")
-    with _lock(models_dir) as lock:
+    with training_lock(models_dir) as lock:
         job = Job(folder)
         if job.state() == "finished":
             raise ValueError(f"job {job_id} already finished; nothing to resume.")
@@ -284,8 +284,9 @@ def resume(models_dir: str | Path, job_id: str) -> Job:
         return _spawn(folder, lock)
 
 
-class _lock:
-    """Takes the models dir's training lock, or raises JobBusy naming the running job."""
+class training_lock:
+    """Takes the models dir's training lock (shared by training jobs and `har reproduce` pipelines), or raises
+    JobBusy naming what holds it."""
 
     def __init__(self, models_dir: Path):
         self.path = Path(models_dir) / ".train.lock"
@@ -305,6 +306,13 @@ class _lock:
                     break
                 time.sleep(0.1)
         self.handle.close()
+        if running is None:
+            from har import pipeline
+
+            busy = pipeline.current(self.path.parent)
+            if busy is not None:
+                raise JobBusy(f"the pipeline {busy.id} (`har reproduce`) is running; wait for it to finish or "
+                              "cancel it first.")  # fmt: skip
         name = f" ({running.id}, {', '.join(running.models)})" if running else ""
         raise JobBusy(f"a training job is already running{name}; wait for it to finish or cancel it first.")
 

@@ -300,7 +300,7 @@ def start(options: Options, models_dir: str | Path | None = None) -> Pipeline:
         return running
     if running is not None:
         raise jobs.JobBusy(f"pipeline {running.id} is already running; wait for it to finish or cancel it first.")
-    with jobs._lock(models_dir) as lock:
+    with jobs.training_lock(models_dir) as lock:
         folder = next((p.folder for p in list_pipelines(models_dir) if p.identity == identity), None)
         if folder is None:
             folder = pipelines_folder(models_dir) / (time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2))
@@ -321,7 +321,7 @@ def resume(models_dir: str | Path | None, pipeline_id: str) -> Pipeline:
     folder = pipelines_folder(models_dir) / pipeline_id
     if not (folder / "pipeline.json").is_file():
         raise FileNotFoundError(f"{pipeline_id}: no such pipeline in {models_dir}.")
-    with jobs._lock(models_dir) as lock:
+    with jobs.training_lock(models_dir) as lock:
         (folder / "cancel").unlink(missing_ok=True)
         return _spawn(folder, lock)
 
