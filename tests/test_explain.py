@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from har.datasets import find_clips, load_cache, make_split
-from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, architecture_dot, heat_overlay, map_grid,
-                         occlusion_neighbours, order_variants)  # fmt: skip
+from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, architecture_dot, confusion_cell,
+                         heat_overlay, map_grid, occlusion_neighbours, order_variants, reliability,
+                         predict_test_split)  # fmt: skip
 from har.glossary import explain_term
 from har.inference import Predictor
 from har.models import build_model
@@ -286,3 +287,48 @@ def test_glossary_covers_the_terms_learners_meet():
         assert 20 < len(text) < 400 and text.count(". ") <= 2, term
     with pytest.raises(KeyError, match="backpropagation"):
         explain_term("backpropagation")
+
+
+def test_reliability_bins_hold_every_test_clip_and_match_the_evaluation(run_copy):
+    from har.evaluation import evaluate
+
+    run, models_dir = run_copy
+    predictions = predict_test_split(run, models_dir)
+    evaluation = evaluate(run.id, models_dir, latency_repeats=1)
+    diagram = reliability(predictions, bins=5)
+    assert [row["low"] for row in diagram["bins"]] == [0.0, 0.2, 0.4, 0.6, 0.8]
+    assert sum(row["clips"] for row in diagram["bins"]) == diagram["clips"] == evaluation["test_clips"]
+    hits = sum(row["clips"] * row["accuracy"] for row in diagram["bins"] if row["clips"])
+    assert hits == pytest.approx(evaluation["accuracy"] * evaluation["test_clips"])
+    for row in diagram["bins"]:
+        assert row["clips"] == 0 or row["low"] <= row["confidence"] <= row["high"]
+    assert 0 <= diagram["ece"] <= 1
+
+
+def test_reliability_of_a_perfectly_calibrated_toy():
+    from har.explain import SplitPredictions
+
+    probabilities = np.array([[0.75, 0.25]] * 4 + [[0.25, 0.75]] * 4, np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0])  # 3 of 4 right in each group: 75% at 75% confidence
+    toy = SplitPredictions("toy", ("a", "b"), np.arange(8), labels, probabilities, [""] * 8, "x")
+    diagram = reliability(toy, bins=4)
+    assert diagram["ece"] == pytest.approx(0.0)
+    assert diagram["bins"][3] == {"low": 0.75, "high": 1.0, "clips": 8, "confidence": 0.75, "accuracy": 0.75}
+
+
+def test_confusion_cells_list_exactly_the_clips_the_matrix_counts(run_copy):
+    from har.evaluation import evaluate
+
+    run, models_dir = run_copy
+    predictions = predict_test_split(run, models_dir)
+    matrix = evaluate(run.id, models_dir, latency_repeats=1)["confusion_matrix"]
+    for i, true_class in enumerate(CLASSES):
+        for j, predicted_class in enumerate(CLASSES):
+            clips = confusion_cell([predictions, predictions], true_class, predicted_class)
+            assert len(clips) == matrix[i][j]
+            for clip in clips:
+                probabilities = clip["probabilities"][run.id]
+                assert max(probabilities, key=probabilities.get) == predicted_class
+                assert f"/{true_class}/" in clip["source"] or true_class in clip["source"]
+    with pytest.raises(ValueError, match="Swimming"):
+        confusion_cell([predictions], "Swimming", "Squats")
