@@ -22,7 +22,7 @@ def test_upload_a_clip_and_see_what_the_model_looks_at(server, page):  # noqa: F
     wait_idle(page)
     clip = find_clips(folder / "data" / "demo", ["JumpingJacks"])[0].path
     page.locator("input[type='file']").set_input_files(str(clip))
-    page.get_by_text(clip.name).first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Which frames").first.wait_for(timeout=240_000)
     wait_idle(page, timeout=240_000)
     for heading in ("Which frames", "The answers", "Which frames mattered", "Does it use motion?",
                     "Where in the frame", "What the first layer sees"):  # fmt: skip
