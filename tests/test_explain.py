@@ -184,6 +184,30 @@ def test_noise_is_out_of_distribution_and_a_test_clip_is_not(run_copy, tiny_cach
     assert (scores > reference.threshold).mean() <= 0.05
 
 
+def street_video(path, count=48):
+    """A drawn street: sky, houses with windows, grey road with lane marks, a red car driving left to right."""
+    frames = []
+    for i in range(count):
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:50] = (135, 190, 235)
+        for left, height, colour in ((5, 45, (150, 90, 60)), (45, 60, (200, 200, 190)), (100, 40, (120, 120, 140))):
+            frame[60 - height // 2 - 10 : 70, left : left + 40] = colour
+            frame[60 - height // 2 : 65 : 8, left + 5 : left + 35 : 10] = (250, 240, 120)
+        frame[70:] = (90, 90, 90)
+        frame[93:97, ::20] = (255, 255, 255)
+        car = 10 + 3 * i
+        frame[80:95, car : car + 30] = (200, 20, 30)
+        frames.append(frame)
+    return write_with_opencv(path, frames)
+
+
+def test_a_street_scene_is_out_of_distribution(run_copy, tmp_path):
+    run, models_dir = run_copy
+    explainer = Explainer(Predictor.from_run(run, models_dir), run)
+    street = explainer.explain(decode_clip(street_video(tmp_path / "street.avi"), 8, 32))
+    assert street.ood["out_of_distribution"] is True, street.ood
+
+
 def test_the_reference_is_saved_once_and_reused(run_copy):
     run, models_dir = run_copy
     predictor = Predictor.from_run(run, models_dir)
