@@ -425,9 +425,13 @@ class OodReference:
         buffer = io.BytesIO()
         np.savez(buffer, train_features=reference.train_features, heldout_scores=reference.heldout_scores,
                  threshold=reference.threshold, neighbours=reference.neighbours)  # fmt: skip
-        staging = run.path / f".{OOD_FILE}.{os.getpid()}.tmp"
-        staging.write_bytes(buffer.getvalue())
-        staging.replace(path)
+        staging = run.path / f".{OOD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            staging.write_bytes(buffer.getvalue())
+            staging.replace(path)
+        except OSError as error:  # a read-only models dir: the reference still serves this process
+            log.warning("cannot save %s (%s); it will be computed again next time", path, error)
+            staging.unlink(missing_ok=True)
         return reference
 
     @classmethod
@@ -441,10 +445,13 @@ class OodReference:
         except (FileNotFoundError, ValueError):
             raise FileNotFoundError(f"run {run.id}: its frame cache {cache_path} is gone, so the training clips "
                                     "cannot be compared with; rebuild it with `har data build`.") from None  # fmt: skip
-        if cache.fingerprint != metadata["dataset"]["fingerprint"]:
+        if cache.fingerprint != metadata["dataset"].get("fingerprint"):
             raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its training "
                              "split is gone.")  # fmt: skip
-        config = Config.from_dict(metadata["config"])
+        try:
+            config = Config.from_dict(metadata["config"])
+        except (KeyError, TypeError):
+            raise ValueError(f"run {run.id}: its metadata holds no training config, so its split is unknown.") from None
         split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
                            validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
 
