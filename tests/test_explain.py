@@ -158,6 +158,10 @@ def test_convlstm_explanation_has_hidden_states_over_time_and_heat_maps():
     assert explanation.heat_maps.shape == (8, 32, 32) and explanation.frame_importance.shape == (8,)
     assert explanation.heat_layer == "conv_lstm2d_2" or explanation.heat_layer.startswith("conv_lstm2d")
     assert explainer.layers[explainer.heat_position].output.shape[2] == 5  # the last one at least 4 wide
+    features = explainer.features(frames[None])
+    assert features.shape == (1, 8 * 1 * 1 * 16)  # Flatten of the last block: the final Dense layer's input
+    dense = explainer.predictor.model.layers[-1]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(dense(features))[0], explanation.probabilities, atol=1e-5)
 
 
 def noise_video(path, count=48):
