@@ -425,9 +425,13 @@ class OodReference:
         buffer = io.BytesIO()
         np.savez(buffer, train_features=reference.train_features, heldout_scores=reference.heldout_scores,
                  threshold=reference.threshold, neighbours=reference.neighbours)  # fmt: skip
-        staging = run.path / f".{OOD_FILE}.{os.getpid()}.tmp"
-        staging.write_bytes(buffer.getvalue())
-        staging.replace(path)
+        staging = run.path / f".{OOD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            staging.write_bytes(buffer.getvalue())
+            staging.replace(path)
+        except OSError as error:  # a read-only models dir: the reference still serves this process
+            log.warning("cannot save %s (%s); it will be computed again next time", path, error)
+            staging.unlink(missing_ok=True)
         return reference
 
     @classmethod
@@ -441,10 +445,13 @@ class OodReference:
         except (FileNotFoundError, ValueError):
             raise FileNotFoundError(f"run {run.id}: its frame cache {cache_path} is gone, so the training clips "
                                     "cannot be compared with; rebuild it with `har data build`.") from None  # fmt: skip
-        if cache.fingerprint != metadata["dataset"]["fingerprint"]:
+        if cache.fingerprint != metadata["dataset"].get("fingerprint"):
             raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its training "
                              "split is gone.")  # fmt: skip
-        config = Config.from_dict(metadata["config"])
+        try:
+            config = Config.from_dict(metadata["config"])
+        except (KeyError, TypeError):
+            raise ValueError(f"run {run.id}: its metadata holds no training config, so its split is unknown.") from None
         split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
                            validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
 
@@ -573,3 +580,97 @@ def architecture_dot(model: keras.Model) -> str:
         previous = node
     lines.append("}")
     return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class SplitPredictions:
+    """A run's probabilities on its test split, with what is needed to show each clip."""
+
+    run_id: str
+    class_names: tuple[str, ...]
+    cache_indices: np.ndarray  # (N,) clip indices in the run's frame cache
+    labels: np.ndarray  # (N,) true class index
+    probabilities: np.ndarray  # (N, C) float32
+    sources: list[str]  # (N,) the video file of each clip
+    fingerprint: str  # the frame cache's, so runs on the same clips can be put side by side
+
+
+def predict_test_split(run: Run, models_dir: str | os.PathLike | None = None, *, predictor=None,
+                       batch_size: int = 16) -> SplitPredictions:  # fmt: skip
+    """Predicts a finished run's test split, rebuilt from its saved config and frame cache as
+    `har.evaluation.evaluate` does.
+
+    Raises:
+        FileNotFoundError: the run's frame cache is gone.
+        ValueError: the cache changed since training.
+    """
+    from har.datasets import load_cache, make_split
+    from har.inference import Predictor
+
+    predictor = predictor or Predictor.from_run(run, models_dir)
+    metadata = run.metadata
+    cache_path = Path((metadata.get("dataset") or {}).get("cache", ""))
+    try:
+        cache = load_cache(cache_path)
+    except (FileNotFoundError, ValueError):
+        raise FileNotFoundError(f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with "
+                                "`har data build`.") from None  # fmt: skip
+    if cache.fingerprint != metadata["dataset"]["fingerprint"]:
+        raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
+    config = Config.from_dict(metadata["config"])
+    test = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
+                      validation_fraction=config.validation_fraction, seed=config.seed).test  # fmt: skip
+    probabilities = np.concatenate([predictor.predict_frames(cache.frames[test[i : i + batch_size]])
+                                    for i in range(0, len(test), batch_size)])  # fmt: skip
+    return SplitPredictions(run.id, predictor.class_names, test, cache.labels[test], probabilities,
+                           [cache.sources[i] for i in test], cache.fingerprint)  # fmt: skip
+
+
+def reliability(predictions: SplitPredictions, bins: int = 10) -> dict:
+    """The reliability diagram of a run's test split: how often the model is right at each confidence.
+
+    Confidence is the top class's probability, cut into `bins` equal bins over [0, 1]. A calibrated model's
+    accuracy equals its confidence in every bin. Returns {"bins": [{"low", "high", "clips", "confidence",
+    "accuracy"}, ...] (confidence and accuracy None for empty bins), "ece": the expected calibration error
+    (bin-size-weighted mean of |accuracy - confidence|), "clips"}.
+    """
+    if bins < 1:
+        raise ValueError(f"bins={bins!r}: must be at least 1.")
+    confidence = predictions.probabilities.max(axis=1)
+    correct = predictions.probabilities.argmax(axis=1) == predictions.labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    rows, error = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        count = int(inside.sum())
+        row = {"low": b / bins, "high": (b + 1) / bins, "clips": count, "confidence": None, "accuracy": None}
+        if count:
+            row["confidence"] = float(confidence[inside].mean())
+            row["accuracy"] = float(correct[inside].mean())
+            error += count * abs(row["accuracy"] - row["confidence"])
+        rows.append(row)
+    total = len(confidence)
+    return {"run_id": predictions.run_id, "bins": rows, "ece": error / total if total else None, "clips": total}
+
+
+def confusion_cell(predictions: list[SplitPredictions], true_class: str, predicted_class: str) -> list[dict]:
+    """The test clips in one cell of the first run's confusion matrix, with every run's probabilities.
+
+    Runs in `predictions` after the first are included only when they were tested on the same clips (same
+    frame cache and test split). Returns, per clip, {"cache_index", "source", "true", "predicted",
+    "probabilities": {run_id: {class: p}}}, the first run's most confident mistakes (or hits) first.
+    """
+    first = predictions[0]
+    names = first.class_names
+    for name in (true_class, predicted_class):
+        if name not in names:
+            raise ValueError(f"class {name!r}: run {first.run_id} knows {', '.join(names)}.")
+    same = [p for p in predictions if p.fingerprint == first.fingerprint
+            and np.array_equal(p.cache_indices, first.cache_indices) and p.class_names == names]  # fmt: skip
+    truth, guess = names.index(true_class), names.index(predicted_class)
+    chosen = np.flatnonzero((first.labels == truth) & (first.probabilities.argmax(axis=1) == guess))
+    chosen = chosen[np.argsort(-first.probabilities[chosen, guess], kind="stable")]
+    return [{"cache_index": int(first.cache_indices[i]), "source": first.sources[i], "true": true_class,
+             "predicted": predicted_class,
+             "probabilities": {p.run_id: {n: float(v) for n, v in zip(names, p.probabilities[i])} for p in same}}
+            for i in chosen]  # fmt: skip

@@ -57,15 +57,15 @@ with tempfile.TemporaryDirectory() as folder:
                 clips[key] = decode_untrusted(path, *key)  # in a child process: uploads are untrusted
         explanations = [e.explain(clips[(e.sequence_length, e.image_size)]) for e in explainers]
         frame_count = next(iter(clips.values())).frame_count
+        st.subheader("Which frames", help=GLOSSARY["sequence length"])
         length = st.slider("Sequence length", 1, min(max(frame_count, 1), 60), explainers[0].sequence_length,
-                           help=GLOSSARY["sequence length"])  # fmt: skip
+                           help="Move it to see which frames a model taking this many would sample.")  # fmt: skip
         chosen = sample_indices(frame_count, length)
         preview = decode_untrusted(path, length, 48)
     except (VideoError, ValueError, OSError) as error:
         st.error(str(error).replace(str(path), name))
         st.stop()
 
-st.subheader("Which frames", help=GLOSSARY["sequence length"])
 timeline = pd.DataFrame({"frame": range(frame_count), "sampled": ["sampled" if i in set(chosen) else "skipped"
                                                                  for i in range(frame_count)]})  # fmt: skip
 chart = px.scatter(timeline, x="frame", y=[0] * frame_count, color="sampled", height=140,

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from har.datasets import find_clips, load_cache, make_split
-from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, architecture_dot, heat_overlay, map_grid,
-                         occlusion_neighbours, order_variants)  # fmt: skip
+from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, architecture_dot, confusion_cell,
+                         heat_overlay, map_grid, occlusion_neighbours, order_variants, reliability,
+                         predict_test_split)  # fmt: skip
 from har.glossary import explain_term
 from har.inference import Predictor
 from har.models import build_model
@@ -157,6 +158,10 @@ def test_convlstm_explanation_has_hidden_states_over_time_and_heat_maps():
     assert explanation.heat_maps.shape == (8, 32, 32) and explanation.frame_importance.shape == (8,)
     assert explanation.heat_layer == "conv_lstm2d_2" or explanation.heat_layer.startswith("conv_lstm2d")
     assert explainer.layers[explainer.heat_position].output.shape[2] == 5  # the last one at least 4 wide
+    features = explainer.features(frames[None])
+    assert features.shape == (1, 8 * 1 * 1 * 16)  # Flatten of the last block: the final Dense layer's input
+    dense = explainer.predictor.model.layers[-1]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(dense(features))[0], explanation.probabilities, atol=1e-5)
 
 
 def noise_video(path, count=48):
@@ -181,6 +186,30 @@ def test_noise_is_out_of_distribution_and_a_test_clip_is_not(run_copy, tiny_cach
     clip = explainer.explain(decode_clip(cache.sources[typical], 8, 32))
     assert clip.ood["out_of_distribution"] is False
     assert (scores > reference.threshold).mean() <= 0.05
+
+
+def street_video(path, count=48):
+    """A drawn street: sky, houses with windows, grey road with lane marks, a red car driving left to right."""
+    frames = []
+    for i in range(count):
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:50] = (135, 190, 235)
+        for left, height, colour in ((5, 45, (150, 90, 60)), (45, 60, (200, 200, 190)), (100, 40, (120, 120, 140))):
+            frame[60 - height // 2 - 10 : 70, left : left + 40] = colour
+            frame[60 - height // 2 : 65 : 8, left + 5 : left + 35 : 10] = (250, 240, 120)
+        frame[70:] = (90, 90, 90)
+        frame[93:97, ::20] = (255, 255, 255)
+        car = 10 + 3 * i
+        frame[80:95, car : car + 30] = (200, 20, 30)
+        frames.append(frame)
+    return write_with_opencv(path, frames)
+
+
+def test_a_street_scene_is_out_of_distribution(run_copy, tmp_path):
+    run, models_dir = run_copy
+    explainer = Explainer(Predictor.from_run(run, models_dir), run)
+    street = explainer.explain(decode_clip(street_video(tmp_path / "street.avi"), 8, 32))
+    assert street.ood["out_of_distribution"] is True, street.ood
 
 
 def test_the_reference_is_saved_once_and_reused(run_copy):
@@ -286,3 +315,48 @@ def test_glossary_covers_the_terms_learners_meet():
         assert 20 < len(text) < 400 and text.count(". ") <= 2, term
     with pytest.raises(KeyError, match="backpropagation"):
         explain_term("backpropagation")
+
+
+def test_reliability_bins_hold_every_test_clip_and_match_the_evaluation(run_copy):
+    from har.evaluation import evaluate
+
+    run, models_dir = run_copy
+    predictions = predict_test_split(run, models_dir)
+    evaluation = evaluate(run.id, models_dir, latency_repeats=1)
+    diagram = reliability(predictions, bins=5)
+    assert [row["low"] for row in diagram["bins"]] == [0.0, 0.2, 0.4, 0.6, 0.8]
+    assert sum(row["clips"] for row in diagram["bins"]) == diagram["clips"] == evaluation["test_clips"]
+    hits = sum(row["clips"] * row["accuracy"] for row in diagram["bins"] if row["clips"])
+    assert hits == pytest.approx(evaluation["accuracy"] * evaluation["test_clips"])
+    for row in diagram["bins"]:
+        assert row["clips"] == 0 or row["low"] <= row["confidence"] <= row["high"]
+    assert 0 <= diagram["ece"] <= 1
+
+
+def test_reliability_of_a_perfectly_calibrated_toy():
+    from har.explain import SplitPredictions
+
+    probabilities = np.array([[0.75, 0.25]] * 4 + [[0.25, 0.75]] * 4, np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0])  # 3 of 4 right in each group: 75% at 75% confidence
+    toy = SplitPredictions("toy", ("a", "b"), np.arange(8), labels, probabilities, [""] * 8, "x")
+    diagram = reliability(toy, bins=4)
+    assert diagram["ece"] == pytest.approx(0.0)
+    assert diagram["bins"][3] == {"low": 0.75, "high": 1.0, "clips": 8, "confidence": 0.75, "accuracy": 0.75}
+
+
+def test_confusion_cells_list_exactly_the_clips_the_matrix_counts(run_copy):
+    from har.evaluation import evaluate
+
+    run, models_dir = run_copy
+    predictions = predict_test_split(run, models_dir)
+    matrix = evaluate(run.id, models_dir, latency_repeats=1)["confusion_matrix"]
+    for i, true_class in enumerate(CLASSES):
+        for j, predicted_class in enumerate(CLASSES):
+            clips = confusion_cell([predictions, predictions], true_class, predicted_class)
+            assert len(clips) == matrix[i][j]
+            for clip in clips:
+                probabilities = clip["probabilities"][run.id]
+                assert max(probabilities, key=probabilities.get) == predicted_class
+                assert f"/{true_class}/" in clip["source"] or true_class in clip["source"]
+    with pytest.raises(ValueError, match="Swimming"):
+        confusion_cell([predictions], "Swimming", "Squats")
