@@ -20,7 +20,7 @@ def test_upload_a_clip_and_see_what_the_model_looks_at(server, page):  # noqa: F
     url, folder = server
     page.goto(f"{url}/explain")
     wait_idle(page)
-    clip = find_clips(folder / "data" / "demo", ["JumpingJacks"])[0].path
+    clip = find_clips(folder / "data" / "demo", ["HorseRace"])[0].path
     page.locator("input[type='file']").set_input_files(str(clip))
     page.get_by_role("heading", name="Which frames").first.wait_for(timeout=240_000)
     wait_idle(page, timeout=240_000)

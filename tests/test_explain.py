@@ -359,4 +359,4 @@ def test_confusion_cells_list_exactly_the_clips_the_matrix_counts(run_copy):
                 assert max(probabilities, key=probabilities.get) == predicted_class
                 assert f"/{true_class}/" in clip["source"] or true_class in clip["source"]
     with pytest.raises(ValueError, match="Swimming"):
-        confusion_cell([predictions], "Swimming", "Squats")
+        confusion_cell([predictions], "Swimming", "Swing")
