@@ -6,7 +6,8 @@ The entry file is only a frame: page config, navigation, and where data and mode
 
 import streamlit as st
 
-from pages._ui import paths
+from har import access
+from pages._ui import owner_sign_in, paths
 
 st.set_page_config(page_title="HAR Studio", page_icon=":material/directions_run:", layout="wide")
 
@@ -20,6 +21,8 @@ navigation = st.navigation(
         st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
     ]
 )
-data_dir, models_dir = paths()
-st.sidebar.caption(f"Data: `{data_dir}`  \nModels: `{models_dir}`")
+owner_sign_in()
+if not access.public_mode():  # a public server keeps its folder names to itself
+    data_dir, models_dir = paths()
+    st.sidebar.caption(f"Data: `{data_dir}`  \nModels: `{models_dir}`")
 navigation.run()

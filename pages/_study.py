@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -73,3 +75,78 @@ def split_lesson(table: dict) -> None:
         "model can score by recognising the scene; the group split keeps every group on one side, and the drop "
         "between the two is how much of the report's accuracy came from that leak."
     )
+
+
+@st.cache_data(show_spinner="Predicting the test split...", max_entries=16)
+def _test_predictions(run_path: str, stamp: float, models_dir: str):
+    """A run's test-split probabilities (`har.explain.predict_test_split`), kept while its model is unchanged."""
+    from pathlib import Path
+
+    from har.explain import predict_test_split
+    from har.runs import read_run
+    from pages._ui import predictor_for
+
+    run = read_run(Path(run_path))
+    return predict_test_split(run, models_dir, predictor=predictor_for(run, Path(models_dir)))
+
+
+def test_predictions(runs, models_dir) -> list:
+    """Each run's test predictions; runs whose cache is gone are left out, with the reason shown."""
+    predictions = []
+    for run in runs:
+        try:
+            predictions.append(_test_predictions(str(run.path), (run.path / "model.keras").stat().st_mtime,
+                                                 str(models_dir)))  # fmt: skip
+        except (OSError, ValueError) as error:
+            st.caption(f"{run.id}: {error}")
+    return predictions
+
+
+def calibration(predictions: list) -> None:
+    """Reliability diagrams: how often each run is right when it says it is x% sure."""
+    from har.explain import reliability
+
+    if not predictions:
+        return
+    st.subheader("Confidence you can read",
+                 help="A calibrated model is right 80% of the time when it says 80%. Bars below the diagonal: "
+                      "over-confident.")  # fmt: skip
+    figure = go.Figure()
+    figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="calibrated")
+    for prediction in predictions:
+        diagram = reliability(prediction, bins=10)
+        filled = [b for b in diagram["bins"] if b["clips"]]
+        figure.add_scatter(x=[b["confidence"] for b in filled], y=[b["accuracy"] for b in filled],
+                           mode="lines+markers", name=f"{prediction.run_id} (ECE {diagram['ece']:.3f})",
+                           text=[f"{b['clips']} clips" for b in filled])  # fmt: skip
+    figure.update_layout(height=380, xaxis={"title": "confidence (top class probability)", "range": [0, 1]},
+                         yaxis={"title": "accuracy", "range": [0, 1.02]}, margin={"t": 10, "b": 10})  # fmt: skip
+    st.plotly_chart(figure, width="stretch", key="reliability")
+
+
+def mistakes(predictions: list) -> None:
+    """Pick a cell of the first run's confusion matrix: its test clips, their frames, every run's answer."""
+    from har.datasets import load_cache
+    from har.explain import confusion_cell
+    from har.runs import find_run
+    from har.video import frame_strip
+
+    if not predictions:
+        return
+    first = predictions[0]
+    st.subheader("Mistakes you can open")
+    left, right = st.columns(2)
+    names = list(first.class_names)
+    true_class = left.selectbox("True class", names, key="cell-true")
+    predicted = right.selectbox("Predicted as", names, index=min(1, len(names) - 1), key="cell-predicted")
+    clips = confusion_cell(predictions, true_class, predicted)
+    st.caption(f"{len(clips)} test clip{'s' if len(clips) != 1 else ''} of {true_class} that {first.run_id} "
+               f"called {predicted}" + ("" if len(clips) <= 6 else "; the 6 it was surest of"))  # fmt: skip
+    if not clips:
+        return
+    from pages._ui import paths
+
+    cache = load_cache(find_run(paths()[1], first.run_id).metadata["dataset"]["cache"])
+    for clip in clips[:6]:
+        st.image(frame_strip(cache.frames[clip["cache_index"]], columns=10), caption=Path(clip["source"]).name)
+        st.dataframe(pd.DataFrame(clip["probabilities"]).T.style.format("{:.1%}"), width="stretch")

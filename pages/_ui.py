@@ -66,3 +66,60 @@ def run_description(run) -> str:
     return (f"**{MODEL_LABELS.get(run.model, run.model)}** run `{run.id}`: trained on `{cache}`{clips} "
             f"({split.get('name', '?')} split), {plural(metadata.get('epochs_run') or 0, 'epoch')}; "
             f"knows {plural(len(metadata.get('classes') or []), 'class', 'classes')}: {classes}")
+
+
+def owner() -> bool:
+    """Whether this browser session may take owner actions: always on a local run; in public mode only after
+    the owner token was entered in the sidebar (`har.access`)."""
+    from har import access
+
+    return access.is_owner(st.session_state.get("owner_token"))
+
+
+def owner_only(action: str) -> bool:
+    """True when the session may `action`; otherwise says why (once) and returns False."""
+    from har import access
+
+    if owner():
+        return True
+    st.info(f"{action}: {access.refusal()}", icon=":material/lock:")
+    return False
+
+
+def owner_sign_in() -> None:
+    """The sidebar's token field in public mode (nothing on a local run)."""
+    from har import access
+
+    if not access.public_mode():
+        return
+    if owner():
+        st.sidebar.success("Owner mode: you can get data, train and manage runs.", icon=":material/key:")
+        return
+    token = st.sidebar.text_input("Owner token", type="password", key="owner_token_input",
+                                  help="Only the Space's owner has it (the HAR_OWNER_TOKEN secret).")  # fmt: skip
+    if token:
+        if access.is_owner(token):
+            st.session_state["owner_token"] = token
+            st.rerun()
+        st.sidebar.error("That is not the owner token.")
+
+
+@st.fragment(run_every=2.0)
+def pipeline_panel() -> None:
+    """The newest background pipeline (`har reproduce`, or the Data page's download and cache build): its
+    stage and progress, refreshed on its own, from any page and any tab."""
+    from har import pipeline
+
+    _, models_dir = paths()
+    status = pipeline.status(models_dir)
+    if status is None:
+        return
+    stage = status["current_stage"] or "finishing"
+    label = f"Background job {status['id']}: {status['state']}, {status['stages_done']} of {len(status['stages'])} stages done"
+    if status["state"] == "running":
+        progress = status["stage_progress"]
+        st.progress(progress or 0.0, text=f"{label}; now: {stage}" + (f" ({progress:.0%})" if progress else ""))
+    elif status["state"] == "failed":
+        st.error(f"{label}. {status['reason']}")
+    else:
+        st.caption(label)

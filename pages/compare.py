@@ -11,7 +11,8 @@ from plotly.subplots import make_subplots
 
 from har.evaluation import compare
 from har.report import REPORT_RESULTS
-from har.runs import list_runs
+from har.runs import latest_study, list_runs
+from pages._study import at_chance_warnings, calibration, mistakes, seed_spread, split_lesson, test_predictions
 from pages._ui import MODEL_LABELS, finished_runs, paths
 
 _, models_dir = paths()
@@ -31,14 +32,16 @@ def comparison(run_ids: tuple[str, ...], models_folder: str, stamp: float) -> di
 
 
 def run_label(run) -> str:
-    return f"{MODEL_LABELS.get(run.model, run.model)} · {run.id}"
+    flag = " · at chance" if run.at_chance() else ""
+    return f"{MODEL_LABELS.get(run.model, run.model)} · {run.id}{flag}"
 
 
 def pick_runs() -> list:
-    """Every finished run can be compared; the latest of each model is picked to begin with."""
+    """Every finished run can be compared; to begin with, the newest of each model on each split and the
+    other seeds of the job that made it (what `har compare` shows)."""
     runs = [run for run in list_runs(models_dir) if run.status == "finished"]
     by_id = {run.id: run for run in runs}
-    default = [run.id for run in finished_runs(models_dir)]
+    default = [run.id for run in latest_study(models_dir)]
     chosen = st.multiselect("Runs to compare", list(by_id), default=default, format_func=lambda i: run_label(by_id[i]))
     return [by_id[run_id] for run_id in chosen]
 
@@ -77,7 +80,7 @@ def explain_reversal(table: dict) -> None:
     here_order = sorted(best, key=best.get)
     if best[here_order[0]] != best[here_order[1]] and here_order != report_order:
         st.info(f"Here the {MODEL_LABELS[here_order[1]]} is ahead; in the report the {MODEL_LABELS[report_order[1]]} "
-                "was. That can happen: different data (the demo's stick figures are not UCF50's four classes), a "
+                "was. That can happen: different data (the demo's synthetic versions of the report's four classes are not UCF50's videos), a "
                 "small test split where a few clips change the ranking, another split (random clips vs groups), and "
                 "seeds: one training run per model is one draw, and two seeds of the same model can differ by more "
                 "than the report's gap.", icon=":material/info:")  # fmt: skip
@@ -139,10 +142,16 @@ except (OSError, ValueError) as error:
     st.stop()
 
 summary_table(table, runs)
+at_chance_warnings(table)
 explain_reversal(table)
+seed_spread(table)
+split_lesson(table)
 f1_table(table, runs)
 st.subheader("Training curves")
 st.plotly_chart(training_curves(runs), width="stretch")
 st.subheader("Confusion matrices (test split)")
 normalise = st.radio("Show", ["counts", "share of each true class"], horizontal=True) != "counts"
 st.plotly_chart(confusion_matrices(runs, table, normalise), width="stretch")
+predictions = test_predictions(runs, models_dir)
+mistakes(predictions)
+calibration(predictions)

@@ -5,14 +5,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from har import archives
+from har import access, jobs, pipeline
 from har.config import REPORT_CLASSES
 from har.datasets import DEMO_CLASSES, build_cache, default_cache_path, generate_demo, layout, list_caches, load_cache
-from har.datasets.ucf50 import UCF50_CLASSES, UCF50_URL, extract_classes, prepare
+from har.datasets.ucf50 import UCF50_CLASSES, UCF50_URL
+from har.services import prepare_cache
 from har.video import frame_strip
-from pages._ui import paths, progress_callback
+from pages._ui import owner_only, paths, pipeline_panel, progress_callback
 
-data_dir, _ = paths()
+data_dir, models_dir = paths()
 
 
 def demo_status(demo: Path, cache: Path) -> None:
@@ -30,6 +31,7 @@ def demo_status(demo: Path, cache: Path) -> None:
 
 
 st.title("Data")
+public = access.public_mode()
 
 demo_tab, ucf50_tab = st.tabs(["Built-in demo", "UCF50"])
 with demo_tab:
@@ -37,56 +39,63 @@ with demo_tab:
              "written as real XVID videos in UCF50's layout. Works offline.")  # fmt: skip
     demo_cache = default_cache_path(data_dir, data_dir / "demo", 20, 64)
     if (demo_cache / "meta.json").is_file():
-        st.caption(f"Already here: `{data_dir / 'demo'}` and its frame cache `{demo_cache.name}`. Generating again "
+        st.caption(f"Already here: the demo dataset and its frame cache `{demo_cache.name}`. Generating again "
                    "reuses both when nothing changed.")  # fmt: skip
-    if st.button("Generate the demo dataset", type="primary"):
-        demo_status(data_dir / "demo", demo_cache)
+    if owner_only("Generating the demo") and st.button("Generate the demo dataset", type="primary"):
+        try:
+            demo_status(data_dir / "demo", demo_cache)
+        except (OSError, ValueError) as error:
+            st.error(f"The demo could not be generated: {error}. Free some disk space or check the data folder, "
+                     "then press the button again.")  # fmt: skip
 
 with ucf50_tab:
-    st.write("UCF50: 6,676 YouTube clips of 50 actions, 25 groups each. The archive is 3.2 GB.")
-    source = st.text_input("Archive or folder already on this machine (leave empty to download)", "")
-    url = st.text_input("Download from", UCF50_URL)
-    classes = st.multiselect("Classes to extract", UCF50_CLASSES, default=list(REPORT_CLASSES))
-    if st.button("Get UCF50"):
-        download_bar, extract_bar = st.progress(0.0), st.progress(0.0)
-        try:
-            root = prepare(data_dir, classes or list(REPORT_CLASSES), source=source.strip() or None, url=url,
-                           on_download=progress_callback(download_bar, "bytes"),
-                           on_extract=progress_callback(extract_bar, "clips"))  # fmt: skip
-            st.success(f"UCF50 classes ready in `{root}`.")
-        except (OSError, ValueError) as error:
-            st.error(str(error))
+    st.write("UCF50: 6,676 YouTube clips of 50 actions, 25 groups each. The archive is 3.2 GB. Getting it and "
+             "building its frame cache runs as a background job: you can leave this page and come back.")  # fmt: skip
+    if owner_only("Getting UCF50"):
+        classes = st.multiselect("Classes to extract", UCF50_CLASSES, default=list(REPORT_CLASSES))
+        source = url = ""
+        if not public:  # a public server takes no paths or addresses from its visitors, owner included
+            source = st.text_input("Archive or folder already on this machine (leave empty to download)", "")
+            url = st.text_input("Download from", UCF50_URL)
+        if st.button("Get UCF50 and build its frame cache"):
+            try:
+                options = pipeline.Options(data_dir=str(data_dir), source=source.strip() or None,
+                                           url=url.strip() or None, classes=tuple(classes or REPORT_CLASSES),
+                                           until="cache")  # fmt: skip
+                started = pipeline.start(options, models_dir)
+                st.toast(f"Background job {started.id} started.")
+            except (jobs.JobBusy, OSError, ValueError) as error:
+                st.error(str(error))
+    pipeline_panel()
 
 st.header("Frame cache")
-candidates = [data_dir / "demo", data_dir / "UCF50"]
-datasets = [str(path) for path in candidates if path.is_dir()]
-source = st.selectbox("Dataset", datasets + ["Other folder or archive..."], index=0)
-if source == "Other folder or archive...":
-    source = st.text_input("Path", "")
-available = []
-if source and Path(source).is_dir():
-    try:
-        available = layout.class_names(layout.find_root(source))
-    except (OSError, ValueError) as error:
-        st.error(str(error))
-default_classes = [name for name in REPORT_CLASSES if name in available] or available
-chosen = st.multiselect("Classes (label order)", available, default=default_classes, disabled=not available)
-left, right = st.columns(2)
-sequence_length = left.number_input("Frames per clip", 2, 120, 20)
-image_size = right.number_input("Frame size (pixels)", 16, 256, 64, step=16)
-if st.button("Build the frame cache", type="primary", disabled=not source):
-    bar = st.progress(0.0)
-    try:
-        folder = Path(source)
-        if archives.is_archive(folder):
-            folder = extract_classes(folder, data_dir / folder.name.split(".")[0], chosen or None,
-                                     progress=progress_callback(bar, "extracting"))  # fmt: skip
-        out = default_cache_path(data_dir, folder, int(sequence_length), int(image_size))
-        build_cache(folder, out, classes=chosen or None, sequence_length=int(sequence_length),
-                    image_size=int(image_size), progress=progress_callback(bar, "clips"))  # fmt: skip
-        st.success(f"Frame cache ready: `{out}`.")
-    except (OSError, ValueError) as error:
-        st.error(str(error))
+if owner_only("Building a frame cache"):
+    candidates = [data_dir / "demo", data_dir / "UCF50"]
+    datasets = [str(path) for path in candidates if path.is_dir()]
+    other = [] if public else ["Other folder or archive..."]
+    source = st.selectbox("Dataset", datasets + other, index=0) if datasets + other else None
+    if source == "Other folder or archive...":
+        source = st.text_input("Path", "")
+    available = []
+    if source and Path(source).is_dir():
+        try:
+            available = layout.class_names(layout.find_root(source))
+        except (OSError, ValueError) as error:
+            st.error(str(error))
+    default_classes = [name for name in REPORT_CLASSES if name in available] or available
+    chosen = st.multiselect("Classes (label order)", available, default=default_classes, disabled=not available)
+    left, right = st.columns(2)
+    sequence_length = left.number_input("Frames per clip", 2, 120, 20)
+    image_size = right.number_input("Frame size (pixels)", 16, 256, 64, step=16)
+    if st.button("Build the frame cache", type="primary", disabled=not source):
+        bar = st.progress(0.0)
+        try:
+            out = prepare_cache(source, data_dir=data_dir, classes=chosen or None, sequence_length=int(sequence_length),
+                                image_size=int(image_size), on_extract=progress_callback(bar, "extracting"),
+                                on_decode=progress_callback(bar, "clips"))  # fmt: skip
+            st.success(f"Frame cache ready: `{out.name}`.")
+        except (OSError, ValueError) as error:
+            st.error(str(error))
 
 caches = list_caches(data_dir)
 if not caches:
@@ -96,8 +105,12 @@ if not caches:
         st.info("No frame cache yet: generate the demo dataset (it builds its cache too), or get UCF50.")
     st.stop()
 chosen_cache = st.selectbox("Look at a cache", caches, format_func=lambda path: path.name)
-cache = load_cache(chosen_cache)
-info = cache.info()
+try:
+    cache = load_cache(chosen_cache)
+    info = cache.info()
+except (OSError, ValueError) as error:
+    st.error(f"{error}".replace(str(data_dir), "the data folder"))
+    st.stop()
 st.dataframe(
     pd.DataFrame({"clips": info["classes"], "groups": info["groups_per_class"]}).rename_axis("class"),
     width="stretch",

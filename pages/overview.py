@@ -8,7 +8,25 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from har import access, jobs, pipeline
 from har.report import REPORT_LAYERS, REPORT_RESULTS
+from pages._ui import owner_only, paths, pipeline_panel
+
+data_dir, models_dir = paths()
+
+
+def storage_note() -> None:
+    """Says so when trained runs would vanish at the next restart (a Space without a Storage Bucket)."""
+    from har import storage
+
+    where = storage.status(data_dir, models_dir)
+    if where["persistent"]:
+        return
+    if access.public_mode():  # no folder names for visitors
+        st.warning("Storage here is not persistent: runs trained on this Space vanish when it restarts.",
+                   icon=":material/cloud_off:")  # fmt: skip
+    else:
+        st.warning(f"Storage is not persistent: {where['reason']}", icon=":material/cloud_off:")
 
 st.title("HAR Studio")
 st.markdown(
@@ -46,17 +64,27 @@ def layer_names(name: str) -> list[str]:
 
 
 @st.cache_data(show_spinner="Building both models to read their layers...")
-def live_layer_tables() -> dict:
-    """Layer tables of the models as har builds them, computed in a child process so this page never imports
-    TensorFlow into the server."""
+def _live_models() -> dict:
+    """Layer tables and diagrams of the models as har builds them, computed in a child process so this page
+    never imports TensorFlow into the server. A failure raises (and is not cached)."""
     code = (
-        "import json; from har.models import build_model, layer_table; "
-        "print(json.dumps({n: layer_table(build_model(n)) for n in ('convlstm', 'lrcn')}))"
+        "import json; from har.models import build_model, layer_table; from har.explain import architecture_dot; "
+        "models = {n: build_model(n) for n in ('convlstm', 'lrcn')}; "
+        "print(json.dumps({'tables': {n: layer_table(m) for n, m in models.items()}, "
+        "'diagrams': {n: architecture_dot(m) for n, m in models.items()}}))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
-        return {}
+        raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no answer")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def live_models() -> dict:
+    try:
+        return _live_models()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as error:
+        st.error(f"The models could not be built to check them ({error}); switch the toggle off and on to retry.")
+        return {}
 
 
 st.subheader("The two architectures")
@@ -64,8 +92,8 @@ st.caption(
     "The report's prose describes three ConvLSTM layers, and Conv2D(32) with LSTM(64) for the LRCN; its layer "
     "tables (Figures 1 and 2) show what was trained, and HAR Studio follows the tables."
 )
-show_live = st.toggle("Check against the models as built here", value=False)
-live = live_layer_tables() if show_live else {}
+show_live = st.toggle("Check against the models as built here, with their diagrams", value=False)
+live = live_models() if show_live else {}
 tabs = st.tabs(["ConvLSTM (Figure 1)", "LRCN (Figure 2)"])
 for tab, name in zip(tabs, ("convlstm", "lrcn")):
     table = pd.DataFrame({
@@ -74,11 +102,29 @@ for tab, name in zip(tabs, ("convlstm", "lrcn")):
         "Parameters": [f"{row[2]:,}" for row in REPORT_LAYERS[name]],
     })  # fmt: skip
     if live:
-        built = [(layer, tuple(shape), params) for layer, shape, params in live[name]]
+        built = [(layer, tuple(shape), params) for layer, shape, params in live["tables"][name]]
         table["Matches har's model"] = [row == tuple(REPORT_LAYERS[name][i]) for i, row in enumerate(built)]
     # Tall enough for every row: no scrolling inside the table.
     tab.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table))
     tab.caption(f"Total parameters: {sum(row[2] for row in REPORT_LAYERS[name]):,}")
+    if live:
+        tab.markdown("**The model as built here**, drawn from its layers (tensor shapes flow top to bottom):")
+        tab.graphviz_chart(live["diagrams"][name])
+
+st.subheader("Reproduce the report")
+st.markdown(
+    "One background job does the whole study on real UCF50: download (3.2 GB) -> the report's four classes -> "
+    "frame cache -> both models on the report's split and on the group split -> evaluation -> the comparison. "
+    "It survives closing this tab and continues where it stopped after a restart (`har reproduce` does the same)."
+)
+if owner_only("Reproducing the report") and st.button("Reproduce the report on UCF50", type="primary"):
+    try:
+        started = pipeline.start(pipeline.Options(data_dir=str(data_dir)), models_dir)
+        st.toast(f"Background job {started.id} started.")
+    except (jobs.JobBusy, OSError, ValueError) as error:
+        st.error(str(error))
+pipeline_panel()
+storage_note()
 
 st.subheader("Try it")
 st.markdown(

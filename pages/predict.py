@@ -1,6 +1,5 @@
 """Upload clips (or pick a sample) and see what every trained model thinks of them."""
 
-import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -8,12 +7,12 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from har import jobs
+from har import access, jobs
 from har.config import Config
-from har.datasets import build_cache, find_clips, generate_demo
+from har.datasets import build_cache, generate_demo
 from har.sandbox import decode_untrusted, run_isolated, start_decoder_server
 from har.video import VIDEO_EXTENSIONS, VideoError, browser_video, frame_strip, read_windows
-from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for, progress_callback, run_description
+from pages._ui import MODEL_LABELS, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
 
 data_dir, models_dir = paths()
 LONG_CLIP_SECONDS = 12.0  # longer clips also get an activity timeline
@@ -21,13 +20,13 @@ LONG_CLIP_SECONDS = 12.0  # longer clips also get an activity timeline
 
 def offer_demo_training() -> None:
     st.info("No trained model yet. Train the report's two models on the demo data (a few minutes on a CPU).")
-    if st.button("Train the demo models", type="primary"):
+    if owner_only("Training") and st.button("Train the demo models", type="primary"):
         bar = st.progress(0.0)
-        demo = generate_demo(data_dir / "demo", progress=progress_callback(bar, "demo clips"))
-        cache = build_cache(demo, data_dir / "caches" / "demo-T20-S64", progress=progress_callback(bar, "frames"))
         try:
+            demo = generate_demo(data_dir / "demo", progress=progress_callback(bar, "demo clips"))
+            cache = build_cache(demo, data_dir / "caches" / "demo-T20-S64", progress=progress_callback(bar, "frames"))
             jobs.start(cache, ["convlstm", "lrcn"], models_dir, config=Config(epochs=10))
-        except jobs.JobBusy as error:
+        except (jobs.JobBusy, OSError, ValueError) as error:
             st.error(str(error))
         else:
             st.switch_page("pages/train.py")
@@ -86,35 +85,94 @@ def decode(path: Path, name: str, predictors) -> dict | None:
     return sampled
 
 
-def show_clip(name: str, data: bytes, predictors, order: list[str]) -> None:
+@st.cache_resource
+def upload_guards() -> tuple[access.UploadAllowance, access.ScratchSpace]:
+    """Shared by every session: the per-visitor upload allowance and the capped folder uploads are written to."""
+    scratch = access.ScratchSpace(data_dir / ".scratch", cap_megabytes=2048)
+    scratch.remove_stale()  # what a killed server left
+    return access.UploadAllowance(), scratch
+
+
+def visitor() -> str:
+    """Who is uploading, for the allowance: the address where Streamlit knows it, else the browser session."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    address = getattr(st.context, "ip_address", None)
+    context = get_script_run_ctx()
+    return address or (context.session_id if context else "local")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def test_samples(run_path: str, stamp: float) -> list[dict]:
+    """The run's held-out test clips (it never trained on them); raises when its cache is gone (not cached)."""
+    from har.evaluation import held_out_clips
+    from har.runs import read_run
+
+    return held_out_clips(read_run(Path(run_path)))
+
+
+def sample_clips(runs) -> list[dict]:
+    run = runs[0]
+    try:
+        return test_samples(str(run.path), (run.path / "model.keras").stat().st_mtime)
+    except (OSError, ValueError):
+        return []
+
+
+def show_ood(column, predictor, run, frames) -> None:
+    """Beside the answer: whether the clip is unlike everything the run was trained on."""
+    from har.explain import out_of_distribution
+
+    verdict = out_of_distribution(predictor, run, frames)
+    if verdict["out_of_distribution"]:
+        column.warning(f"Unlike the clips this model was trained on (score {verdict['ood_score']:.2f} > "
+                       f"{verdict['ood_threshold']:.2f}): its answer means little here.",
+                       icon=":material/help:")  # fmt: skip
+
+
+def show_clip(name: str, data: bytes, runs, predictors, order: list[str]) -> None:
     st.divider()
     st.subheader(name)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"upload{Path(name).suffix.lower()}"
-        path.write_bytes(data)
-        sampled = decode(path, name, predictors)
-        if sampled is None:
-            return
-        first = next(iter(sampled.values()))
-        left, right = st.columns([1, 2])
-        player = left.empty()
-        right.image(frame_strip(first.frames, columns=10), width="stretch",
-                    caption=f"{first.real_frames} frames sampled of {first.frame_count:,}")  # fmt: skip
-        for problem in first.problems():
-            st.warning(f"{name}: {problem} The answer below rests on what could be read.", icon=":material/warning:")
-        columns = st.columns(len(predictors))
-        for column, predictor in zip(columns, predictors):
-            clip = sampled[(predictor.sequence_length, predictor.image_size)]
-            probabilities = predictor.as_dict(predictor.predict_frames(clip.frames))
-            top = next(iter(probabilities))
-            column.markdown(f"**{MODEL_LABELS[predictor.model_name]}**: {top} ({probabilities[top]:.1%})  \n"
-                            f"run `{predictor.run_id}`")  # fmt: skip
-            column.plotly_chart(probability_chart(probabilities, order), width="stretch",
-                                key=f"{name}-{predictor.run_id}")  # fmt: skip
-        show_player(player, path, name, folder)
-        seconds = first.frame_count / first.fps if first.fps else 0
-        if seconds >= LONG_CLIP_SECONDS:
-            show_timelines(path, name, predictors)
+    allowance, scratch = upload_guards()
+    refused = allowance.admit(visitor(), len(data)) if access.public_mode() else None
+    if refused:
+        st.error(f"{name}: {refused}")
+        return
+    try:
+        with scratch.file(Path(name).suffix.lower(), len(data)) as path:
+            path.write_bytes(data)
+            answer_clip(path, name, runs, predictors, order)
+    except access.ScratchFull as error:
+        st.error(f"{name}: {error}")
+
+
+def answer_clip(path: Path, name: str, runs, predictors, order: list[str]) -> None:
+    """The sampled frames, every model's answer beside its warnings, the clip playing, timelines if long."""
+    folder = str(path.parent)
+    sampled = decode(path, name, predictors)
+    if sampled is None:
+        return
+    first = next(iter(sampled.values()))
+    left, right = st.columns([1, 2])
+    player = left.empty()
+    right.image(frame_strip(first.frames, columns=10), width="stretch",
+                caption=f"{first.real_frames} frames sampled of {first.frame_count:,}")  # fmt: skip
+    for problem in first.problems():
+        st.warning(f"{name}: {problem} The answer below rests on what could be read.", icon=":material/warning:")
+    columns = st.columns(len(predictors))
+    for column, run, predictor in zip(columns, runs, predictors):
+        clip = sampled[(predictor.sequence_length, predictor.image_size)]
+        probabilities = predictor.as_dict(predictor.predict_frames(clip.frames))
+        top = next(iter(probabilities))
+        column.markdown(f"**{MODEL_LABELS[predictor.model_name]}**: {top} ({probabilities[top]:.1%})  \n"
+                        f"run `{predictor.run_id}`")  # fmt: skip
+        column.plotly_chart(probability_chart(probabilities, order), width="stretch",
+                            key=f"{name}-{predictor.run_id}")  # fmt: skip
+        show_ood(column, predictor, run, clip.frames)
+    show_player(player, path, name, folder)
+    seconds = first.frame_count / first.fps if first.fps else 0
+    if seconds >= LONG_CLIP_SECONDS:
+        show_timelines(path, name, predictors)
 
 
 def show_player(player, path: Path, name: str, folder: str) -> None:
@@ -156,13 +214,14 @@ start_decoder_server()  # before the first upload, not during it
 
 uploads = st.file_uploader("Video clips", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS],
                            accept_multiple_files=True)  # fmt: skip
-samples = find_clips(data_dir / "demo") if (data_dir / "demo").is_dir() else []
-sample = st.selectbox("...or a sample clip", [None, *samples],
-                      format_func=lambda clip: "none" if clip is None else clip.path.name)  # fmt: skip
+samples = sample_clips(runs)
+sample = st.selectbox("...or a held-out test clip (one the models never trained on)", [None, *samples],
+                      format_func=lambda clip: "none" if clip is None else
+                      f"{Path(clip['path']).name} ({clip['class']}, test split of run {runs[0].id})")  # fmt: skip
 
 clips = [(upload.name, upload.getvalue()) for upload in uploads or []]
-if sample is not None:
-    clips.append((sample.path.name, sample.path.read_bytes()))
+if sample is not None and Path(sample["path"]).is_file():
+    clips.append((Path(sample["path"]).name, Path(sample["path"]).read_bytes()))
 if not clips:
     st.caption("Upload a clip (mp4, avi, mov, webm, mkv, gif) to see each model's probabilities.")
     st.stop()
@@ -170,4 +229,4 @@ if not clips:
 predictors = [predictor_for(run, models_dir) for run in runs]
 order = class_order(predictors)
 for name, data in clips:
-    show_clip(name, data, predictors, order)
+    show_clip(name, data, runs, predictors, order)

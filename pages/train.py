@@ -13,25 +13,46 @@ from plotly.subplots import make_subplots
 from har import jobs
 from har.config import MODEL_NAMES, SPLITS, Config
 from har.datasets import list_caches
-from pages._ui import MODEL_LABELS, paths, plural
+from har.glossary import GLOSSARY
+from pages._ui import MODEL_LABELS, owner, owner_only, paths, plural
 
 data_dir, models_dir = paths()
 st.title("Train")
 
 
 @st.cache_data(show_spinner=False)
-def device_name() -> str:
-    """The device a job will train on, asked in a child process so the server does not load TensorFlow."""
+def _device_name() -> str:
+    """The device a job will train on, asked in a child process so the server does not load TensorFlow.
+    A failure raises, and Streamlit caches no exception: the next run asks again."""
     code = "from har.training import configure_devices; print(configure_devices())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    return result.stdout.strip().splitlines()[-1] if result.returncode == 0 and result.stdout.strip() else "unknown"
+    if result.returncode != 0 or not result.stdout.strip():
+        raise RuntimeError(result.stderr.strip()[-300:] or "no answer")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def device_name() -> str:
+    try:
+        return _device_name()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired):
+        return "unknown for now (asked again on the next visit)"
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"Seeds {text!r}: give distinct whole numbers separated by commas, like 27,28,29.")
+    return seeds
 
 
 caches = list_caches(data_dir)
 if not caches:
     st.info("No frame cache yet: build one on the Data page first.")
     st.page_link("pages/data.py", label="Go to Data", icon=":material/video_library:")
-else:
+elif owner_only("Training"):
     defaults = Config()
     cache = st.selectbox("Frame cache", caches, format_func=lambda path: path.name)
     left, right = st.columns(2)
@@ -41,41 +62,50 @@ else:
                         format_func={"report": "The report's (random clips)", "group": "By group (no shared scenes)"}.get)  # fmt: skip
     with st.expander("Hyperparameters (prefilled with the report's)"):
         a, b, c, d = st.columns(4)
-        epochs = a.number_input("Epochs (at most)", 1, 500, defaults.epochs)
+        epochs = a.number_input("Epochs (at most)", 1, 500, defaults.epochs, help=GLOSSARY["epoch"])
         batch_size = b.number_input("Batch size", 1, 512, defaults.batch_size)
-        patience = c.number_input("Early-stopping patience", 0, 100, defaults.patience)
+        patience = c.number_input("Early-stopping patience", 0, 100, defaults.patience, help=GLOSSARY["patience"])
         learning_rate = d.number_input("Learning rate", 1e-6, 1.0, defaults.learning_rate, format="%.5f")
-        seed = a.number_input("Seed", 0, 2**31 - 1, defaults.seed)
-        validation_fraction = b.number_input("Validation fraction", 0.05, 0.5, defaults.validation_fraction)
+        seeds_text = a.text_input("Seeds", str(defaults.seed), help=GLOSSARY["seed"] + " Several (27,28,29) train "
+                                  "one run per seed and model, one after the other.")  # fmt: skip
+        validation_fraction = b.number_input("Validation fraction", 0.05, 0.5, defaults.validation_fraction,
+                                             help=GLOSSARY["validation"])  # fmt: skip
         test_fraction = c.number_input("Test fraction", 0.05, 0.5, defaults.test_fraction)
     st.caption(f"Device: {device_name()}")
     if st.button("Start training", type="primary"):
-        config = Config(split=split, epochs=int(epochs), batch_size=int(batch_size), patience=int(patience),
-                        learning_rate=float(learning_rate), seed=int(seed),
-                        validation_fraction=float(validation_fraction), test_fraction=float(test_fraction))  # fmt: skip
         try:
-            job = jobs.start(cache, list(MODEL_NAMES) if choice == "both" else [choice], models_dir, config=config)
+            seeds = parse_seeds(seeds_text)
+            config = Config(split=split, epochs=int(epochs), batch_size=int(batch_size), patience=int(patience),
+                            learning_rate=float(learning_rate), seed=seeds[0],
+                            validation_fraction=float(validation_fraction), test_fraction=float(test_fraction))  # fmt: skip
+            job = jobs.start(cache, list(MODEL_NAMES) if choice == "both" else [choice], models_dir, config=config,
+                             seeds=seeds)  # fmt: skip
             st.toast(f"Training job {job.id} started.")
-        except jobs.JobBusy as error:
-            st.error(str(error))
-        except (OSError, ValueError) as error:
+        except (jobs.JobBusy, OSError, ValueError) as error:
             st.error(str(error))
 
 
-def curves(epochs: list[dict], stops: list[dict]) -> go.Figure:
-    """Loss and accuracy per epoch for each model, with its best epoch and any early stop marked."""
+def run_label(job, event: dict) -> str:
+    """`LRCN`, or `LRCN seed 28` when the job trains several seeds."""
+    label = MODEL_LABELS.get(event.get("model"), "Job")
+    return f"{label} seed {event['seed']}" if len(job.seeds) > 1 and "seed" in event else label
+
+
+def curves(job, epochs: list[dict], stops: list[dict]) -> go.Figure:
+    """Loss and accuracy per epoch for each run, with its best epoch and any early stop marked."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    for model in dict.fromkeys(event["model"] for event in epochs):
-        rows = latest_per_epoch([event for event in epochs if event["model"] == model])
+    for run in dict.fromkeys(event["run"] for event in epochs):
+        rows = latest_per_epoch([event for event in epochs if event["run"] == run])
+        label = run_label(job, rows[0])
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for prefix, dash in (("", "solid"), ("val_", "dot")):
                 figure.add_scatter(x=[e["epoch"] for e in rows], y=[e.get(prefix + metric) for e in rows],
-                                   name=f"{MODEL_LABELS[model]} {'validation' if prefix else 'train'} {metric}",
+                                   name=f"{label} {'validation' if prefix else 'train'} {metric}",
                                    mode="lines+markers", line={"dash": dash}, row=1, col=column)  # fmt: skip
-        mark_best_epoch(figure, model, rows)
-        for stop in (event for event in stops if event["model"] == model):
+        mark_best_epoch(figure, label, rows)
+        for stop in (event for event in stops if event.get("run") == run):
             figure.add_vline(x=stop["epoch"], line_dash="dash", line_color="grey",
-                             annotation_text=f"{MODEL_LABELS[model]} early stop", row=1, col=1)  # fmt: skip
+                             annotation_text=f"{label} early stop", row=1, col=1)  # fmt: skip
     figure.update_xaxes(title_text="epoch", tick0=1, dtick=1, rangemode="tozero")
     figure.update_layout(height=380, margin={"t": 40, "b": 10})
     return figure
@@ -86,37 +116,31 @@ def latest_per_epoch(events: list[dict]) -> list[dict]:
     return sorted({event["epoch"]: event for event in events}.values(), key=lambda event: event["epoch"])
 
 
-def mark_best_epoch(figure: go.Figure, model: str, rows: list[dict]) -> None:
+def mark_best_epoch(figure: go.Figure, label: str, rows: list[dict]) -> None:
     """A star on the lowest validation loss: the epoch whose weights early stopping keeps."""
     scored = [row for row in rows if row.get("val_loss") is not None]
     if not scored:
         return
     best = min(scored, key=lambda row: row["val_loss"])
     figure.add_scatter(x=[best["epoch"]], y=[best["val_loss"]], mode="markers", marker={"symbol": "star", "size": 15},
-                       name=f"{MODEL_LABELS[model]} best epoch ({best['epoch']})", row=1, col=1)  # fmt: skip
+                       name=f"{label} best epoch ({best['epoch']})", row=1, col=1)  # fmt: skip
 
 
-def epoch_counts(job, epochs: list[dict]) -> str:
-    """`ConvLSTM: 1 epoch, LRCN: 3 epochs`: per model, the count `har runs` shows once a run is saved."""
-    from har.runs import find_run
-
-    parts = []
-    for model, run_id in ((model, run_id) for run_id, model in job.run_ids().items()):
-        try:
-            count = find_run(models_dir, run_id).metadata.get("epochs_run")
-        except (OSError, ValueError):
-            count = None
-        if count is None:
-            count = len({event["epoch"] for event in epochs if event["model"] == model})
-        parts.append(f"{MODEL_LABELS[model]}: {plural(count, 'epoch')}")
-    return ", ".join(parts) + " done"
+def epoch_counts(job) -> str:
+    """`ConvLSTM: 1 epoch, LRCN: 3 epochs done`: per run, the count `har runs` shows (a resumed run goes on
+    counting where it stopped)."""
+    done = job.epochs_done()
+    parts = [f"{run_label(job, {'model': run.model, 'seed': run.seed})}: {plural(done[run.id], 'epoch')}"
+             for run in job.planned_runs() if run.id in done]  # fmt: skip
+    return (", ".join(parts) + " done") if parts else "no epoch done yet"
 
 
 def job_settings(job) -> str:
     config = job.spec.get("config", {})
     return (f"{Path(job.spec.get('cache', '?')).name}, {config.get('split', '?')} split, "
             f"{plural(config.get('epochs', 0), 'epoch')} at most, batch {config.get('batch_size', '?')}, "
-            f"patience {config.get('patience', '?')}, lr {config.get('learning_rate', '?')}, seed {config.get('seed', '?')}")  # fmt: skip
+            f"patience {config.get('patience', '?')}, lr {config.get('learning_rate', '?')}, "
+            f"seed{'s' if len(job.seeds) > 1 else ''} {', '.join(map(str, job.seeds))}")  # fmt: skip
 
 
 def job_history(all_jobs) -> None:
@@ -132,39 +156,34 @@ def job_history(all_jobs) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def still_true(events: list[dict]) -> list[dict]:
-    """Drops the cancelled and failed events that a resume overtook (the model started again after them)."""
-    last_start = {}
-    for i, event in enumerate(events):
-        if event["event"] == "started":
-            last_start[event.get("model")] = i
-    newest = max(last_start.values(), default=-1)
-    return [event for i, event in enumerate(events)
-            if not (event["event"] in ("cancelled", "failed") and last_start.get(event.get("model"), -1) > i)
-            and not (event["event"] == "job_failed" and newest > i)]  # fmt: skip
-
-
-def outcome_messages(events: list[dict]) -> None:
-    for event in still_true(events):
+def outcome_messages(job) -> None:
+    """How each run ended: what earlier attempts finished still stands, failures only from the latest attempt
+    (a resume overtakes them)."""
+    events = job.events()
+    latest = job.attempt_events()
+    earlier = events[: len(events) - len(latest)]
+    for event in [e for e in earlier if e["event"] in ("finished", "early_stop")] + latest:
+        label = run_label(job, event)
         if event["event"] in ("failed", "job_failed"):
             st.error(f"Training failed: {event.get('reason')}")
         elif event["event"] == "finished":
-            st.success(f"{MODEL_LABELS[event['model']]}: test accuracy {event['test_accuracy']:.2%}, "
-                       f"loss {event['test_loss']:.4f}")  # fmt: skip
+            st.success(f"{label}: test accuracy {event['test_accuracy']:.2%}, loss {event['test_loss']:.4f}")
+            if event.get("at_chance"):
+                st.warning(f"**{label} is at chance.** {event['at_chance_reason']}", icon=":material/casino:")
         elif event["event"] == "early_stop":
-            st.info(f"{MODEL_LABELS[event['model']]}: early stop at epoch {event['epoch']}; the weights of the best "
-                    f"epoch ({event['best_epoch']}) were kept.")  # fmt: skip
+            st.info(f"{label}: early stop at epoch {event['epoch']}; the weights of the best epoch "
+                    f"({event['best_epoch']}) were kept.", icon=":material/flag:")  # fmt: skip
         elif event["event"] == "cancelled":
-            st.warning(f"{MODEL_LABELS.get(event.get('model'), 'Job')} cancelled.")
+            st.warning(f"{label} cancelled.")
 
 
 def job_controls(job, state: str) -> None:
     """Cancel a running job; resume a cancelled, killed or failed one from its last saved epoch."""
-    if state == "running":
+    if state == "running" and owner():
         if st.button("Cancel training"):
             job.cancel()
             st.toast("Cancelling after the current batch...")
-    elif state in ("cancelled", "killed", "failed"):
+    elif state in ("cancelled", "killed", "failed") and owner():
         if state == "killed":
             st.error("The job stopped unexpectedly (its process was killed). Resume continues from its last epoch.")
         if st.button("Resume training", type="primary", help=f"the same as `har train --resume {job.id}`"):
@@ -186,18 +205,18 @@ def live_panel() -> None:
     events = job.events()
     st.subheader(f"Job {job.id}: {state}")
     job_controls(job, state)
-    outcome_messages(events)
+    outcome_messages(job)
     batches = [event for event in events if event["event"] == "batch"]
     if state == "running" and batches:
         last = batches[-1]
         st.progress(last["step"] / last["steps"],
-                    text=f"{MODEL_LABELS[last['model']]} epoch {last['epoch']}: step {last['step']}/{last['steps']}, "
+                    text=f"{run_label(job, last)} epoch {last['epoch']}: step {last['step']}/{last['steps']}, "
                          f"loss {last['loss']:.3f}, accuracy {last['accuracy']:.3f}")  # fmt: skip
     epochs = [event for event in events if event["event"] == "epoch"]
-    st.caption(epoch_counts(job, epochs))
+    st.caption(epoch_counts(job))
     if epochs:
         stops = [event for event in events if event["event"] == "early_stop"]
-        st.plotly_chart(curves(epochs, stops), width="stretch", key="curves")
+        st.plotly_chart(curves(job, epochs, stops), width="stretch", key="curves")
 
 
 live_panel()

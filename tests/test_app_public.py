@@ -1,0 +1,93 @@
+"""Public mode (HAR_PUBLIC=1), through AppTest: what a visitor can reach, and what the owner token unlocks."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from har import jobs
+from har.datasets import find_clips
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+PAGES = ["overview", "data", "train", "predict", "compare", "explain"]
+OWNER_BUTTONS = ("Start training", "Generate the demo dataset", "Get UCF50 and build its frame cache",
+                 "Build the frame cache", "Reproduce the report on UCF50", "Train the demo models",
+                 "Cancel training", "Resume training")  # fmt: skip
+# What a visitor might type to reach the server's files or make it fetch an address.
+HOSTILE_STRINGS = ["/etc/passwd", "../../models", "file:///etc/shadow", "http://127.0.0.1:8501/_stcore/health",
+                   "https://example.com/UCF50.rar", "~/.ssh/id_rsa", "C:\\Windows\\system.ini"]  # fmt: skip
+
+
+@pytest.fixture
+def public(tmp_path, monkeypatch, demo_dataset, tiny_cache, trained):
+    run, _, _ = trained
+    shutil.copytree(demo_dataset, tmp_path / "data" / "demo")
+    shutil.copytree(tiny_cache, tmp_path / "data" / "caches" / tiny_cache.name)
+    shutil.copytree(run, tmp_path / "models" / run.name)
+    monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HAR_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("HAR_PUBLIC", "1")
+    monkeypatch.setenv("HAR_OWNER_TOKEN", "owner-secret-27")
+    return tmp_path
+
+
+def open_page(page: str, token: str | None = None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=180)
+    if page != "overview":
+        app.switch_page(f"pages/{page}.py")
+    app.run()
+    if token is not None:
+        app.sidebar.text_input[0].input(token).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def buttons(app: AppTest) -> set[str]:
+    return {button.label for button in app.button}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_visitor_gets_no_path_or_url_input_no_owner_action_and_no_folder_names(public, page):
+    app = open_page(page)
+    inputs = [widget.label for widget in app.text_input] + [widget.label for widget in app.sidebar.text_input]
+    assert inputs == ["Owner token"]
+    assert not buttons(app) & set(OWNER_BUTTONS)
+    shown = " ".join(str(element.value) for element in (*app.markdown, *app.caption, *app.info, *app.sidebar.caption))
+    assert str(public) not in shown  # the server's folders stay private
+
+
+@pytest.mark.parametrize("typed", HOSTILE_STRINGS + ["", "owner-secret-2", "owner-secret-27 "])
+def test_anything_but_the_token_unlocks_nothing(public, typed):
+    app = open_page("train", token=typed)
+    assert "Start training" not in buttons(app)
+    if typed:
+        assert any("not the owner token" in error.value for error in app.sidebar.error)
+    assert sorted(path.name for path in (public / "models").iterdir()) == ["lrcn-tiny"]  # nothing was started
+
+
+def test_the_owner_token_unlocks_training_and_its_cancel(public):
+    app = open_page("train", token="owner-secret-27")
+    assert "Start training" in buttons(app)
+    next(button for button in app.button if button.label == "Start training").click().run()
+    job = jobs.current(public / "models")
+    assert job is not None
+    job.cancel()
+    assert job.wait(300) == "cancelled"
+
+
+def test_without_a_configured_token_public_mode_allows_no_owner_action(public, monkeypatch):
+    monkeypatch.delenv("HAR_OWNER_TOKEN")
+    app = open_page("data", token="owner-secret-27")
+    assert not buttons(app) & set(OWNER_BUTTONS)
+    assert any("switched off here" in info.value for info in app.info)
+
+
+def test_an_upload_named_like_a_path_stays_in_the_scratch_folder(public):
+    clip = find_clips(public / "data" / "demo")[0].path
+    app = open_page("predict")
+    app.get("file_uploader")[0].set_value(("../../../escaped.avi", clip.read_bytes(), "video/x-msvideo")).run()
+    assert not app.exception
+    assert any(text.value.startswith("**LRCN**: ") for text in app.markdown)
+    assert not list(public.rglob("escaped*")) and not list(Path("/tmp").glob("escaped*"))
+    assert not any((public / "data" / ".scratch").iterdir())  # the upload was removed after use
