@@ -288,3 +288,20 @@ def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache
     assert not app.warning  # the first attempt's "LRCN cancelled." no longer holds
     resumed.cancel()
     assert resumed.wait(120) == "cancelled"
+
+
+def test_compare_says_why_the_ranking_can_be_the_reverse_of_the_reports(ready):
+    # A second run labelled ConvLSTM whose saved test evaluation beats the LRCN: the report had the LRCN ahead.
+    from har.evaluation import evaluate
+
+    lrcn = ready / "models" / "lrcn-tiny"
+    other = ready / "models" / "convlstm-ahead"
+    shutil.copytree(lrcn, other)
+    metadata = json.loads((other / "metadata.json").read_text())
+    (other / "metadata.json").write_text(json.dumps({**metadata, "run_id": "convlstm-ahead", "model": "convlstm"}))
+    evaluation = evaluate("convlstm-ahead", ready / "models")  # for real, then made better than the LRCN's
+    (other / "evaluation.json").write_text(json.dumps({**evaluation, "accuracy": evaluation["accuracy"] + 0.1}))
+    app = open_page("compare")
+    assert_clean(app)
+    (info,) = [info.value for info in app.info if "Here the ConvLSTM is ahead" in info.value]
+    assert "in the report the LRCN was" in info and "seeds" in info and "split" in info

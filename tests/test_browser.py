@@ -131,20 +131,20 @@ def test_train_cancel_and_resume(server, page):
     url, _ = server
     open_page(page, url, "train")
     page.get_by_text("Hyperparameters").click()
-    for label, value in (("Epochs (at most)", "3"), ("Batch size", "8")):
+    for label, value in (("Epochs (at most)", "5"), ("Batch size", "8")):
         field = page.get_by_label(label)
         field.fill(value)
         field.press("Enter")
     page.get_by_text("LRCN", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text(re.compile(r"LRCN: [12] epochs? done")).wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"LRCN: [123] epochs? done")).wait_for(timeout=180_000)
     page.get_by_role("button", name="Cancel training").click()
     page.get_by_role("button", name="Resume training").wait_for(timeout=120_000)
     shoot(page, "train-cancelled.png")
     page.get_by_role("button", name="Resume training").click()
     page.get_by_text("LRCN: test accuracy").wait_for(timeout=600_000)
-    page.get_by_text("LRCN: 3 epochs done").wait_for(timeout=30_000)
+    page.get_by_text("LRCN: 5 epochs done").wait_for(timeout=30_000)
     assert page.get_by_text("Job history").count() == 1
     shoot(page, "train.png")
 
