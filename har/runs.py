@@ -106,7 +106,7 @@ def _model_file_problem(model_path: Path, metadata: dict) -> str | None:
 
 
 def list_runs(models_dir: str | Path) -> list[Run]:
-    """Every run, newest first: saved runs plus those of jobs still training or killed mid-run."""
+    """Every run, newest first (by when it was saved): saved runs plus those of jobs still training or killed."""
     from har import jobs
 
     models_dir = Path(models_dir)
@@ -124,7 +124,17 @@ def list_runs(models_dir: str | Path) -> list[Run]:
                 saved[planned.id] = Run(planned.id, earlier.path if earlier else None, status, planned.model,
                                         earlier.metadata if earlier else {"seed": planned.seed, "job": job.id},
                                         reason=reason)  # fmt: skip
-    return sorted(saved.values(), key=lambda run: run.id, reverse=True)
+    return sorted(saved.values(), key=_newest_first, reverse=True)
+
+
+def _newest_first(run: Run) -> tuple:
+    """When the run was saved (runs still training count as now), then its id: a run imported under any name
+    sorts by when it arrived, not by its name."""
+    try:
+        saved = (run.path / "metadata.json").stat().st_mtime if run.path else float("inf")
+    except OSError:
+        saved = 0.0
+    return saved, run.id
 
 
 def find_run(models_dir: str | Path, run: str | Path) -> Run:
