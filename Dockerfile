@@ -11,13 +11,15 @@ RUN apt-get update \
 RUN useradd --create-home --uid 1000 user \
     && install -d -o user -g user /home/user/app
 USER user
+# HAR_PUBLIC=1: visitors explore, upload and compare; owner actions need the HAR_OWNER_TOKEN Space secret.
 # HAR_HOME (where data/ and models/ live) is chosen at start by docker/entrypoint.sh: a Storage Bucket mounted
 # at /data when this user can write to it, else the app folder, which a restart wipes (the app says so).
 ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HAR_APP_DIR=/home/user/app \
-    HAR_VOLUME=/data
+    HAR_VOLUME=/data \
+    HAR_PUBLIC=1
 WORKDIR /home/user/app
 
 # GPU TensorFlow (CUDA libraries from pip), in the same range as requirements.txt.

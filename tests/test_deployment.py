@@ -58,6 +58,7 @@ def test_dockerfile_runs_the_app_under_tini_through_the_entrypoint():
     assert (ROOT / "docker" / "entrypoint.sh").is_file()
     # HAR_HOME is the entrypoint's choice; a fixed data or models dir in the image would override it.
     assert "HAR_DATA_DIR" not in DOCKERFILE and "HAR_MODELS_DIR" not in DOCKERFILE
+    assert "HAR_PUBLIC=1" in DOCKERFILE  # a public Space: visitors get no server paths and no owner actions
 
 
 def start(tmp_path, volume, **env):
