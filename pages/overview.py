@@ -1,6 +1,7 @@
 """What the report did and found, the two architectures, and a path through the app. No TensorFlow here."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +120,10 @@ st.markdown(
 )
 if owner_only("Reproducing the report") and st.button("Reproduce the report on UCF50", type="primary"):
     try:
-        started = pipeline.start(pipeline.Options(data_dir=str(data_dir)), models_dir)
+        # HAR_UCF50_SOURCE: a UCF50 archive or folder already on the server (on a Space, the bucket at /data), so
+        # the button need not download 3.2 GB.
+        source = os.environ.get("HAR_UCF50_SOURCE") or None
+        started = pipeline.start(pipeline.Options(data_dir=str(data_dir), source=source), models_dir)
         st.toast(f"Background job {started.id} started.")
     except (jobs.JobBusy, OSError, ValueError) as error:
         st.error(str(error))
