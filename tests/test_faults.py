@@ -234,3 +234,35 @@ def test_predicting_while_a_job_trains(trained, tiny_cache, tmp_path, demo_datas
     finally:
         job.cancel()
         assert job.wait(120) == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_server_killed_while_its_job_trains_leaves_the_job_running_and_a_new_server_reattaches(tiny_cache, tmp_path, monkeypatch):
+    """The app server starts a job and dies (kill -9, as a Space restart does); the job trains on, and the Train
+    page of a fresh server shows it running with its Cancel button."""
+    import subprocess
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    code = (f"from har import jobs; from har.config import Config; "
+            f"job = jobs.start({str(tiny_cache)!r}, ['convlstm'], {str(tmp_path)!r}, config=Config(epochs=30, batch_size=4)); "
+            "print(job.id, flush=True); import time; time.sleep(600)")  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    job_id = server.stdout.readline().strip()
+    job = jobs.Job(tmp_path / ".jobs" / job_id)
+    wait_for_event(job, "batch")
+    server.kill()  # the server goes; the job was started in its own session
+    server.wait(30)
+    try:
+        assert job.is_alive() and jobs.current(tmp_path).id == job_id
+        monkeypatch.setenv("HAR_MODELS_DIR", str(tmp_path))
+        monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "data"))
+        app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=120)
+        app.switch_page("pages/train.py").run()
+        assert not app.exception
+        assert any(header.value == f"Job {job_id}: running" for header in app.subheader)
+        assert "Cancel training" in [button.label for button in app.button]
+    finally:
+        job.cancel()
+        assert job.wait(120) == "cancelled"
