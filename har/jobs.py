@@ -145,6 +145,9 @@ class Job:
         statuses = []
         current, state = self.current_run(), self.state()
         started = {event.get("run") for event in self.events() if event["event"] == "started"}
+        # How runs ended that left no folder: the supervisor's word on a trainer killed mid-run.
+        ended = {event["run"]: (event["event"], event.get("reason")) for event in self.attempt_events()
+                 if event["event"] in TERMINAL_EVENTS and event.get("run")}  # fmt: skip
         for run in self.planned_runs():
             if current is not None and run.id == current.id and state == "running":
                 statuses.append((run, "running", None))
@@ -152,6 +155,8 @@ class Job:
             saved = _saved_status(self.models_dir / run.id)
             if saved is not None:
                 statuses.append((run, *saved))
+            elif run.id in ended:
+                statuses.append((run, *ended[run.id]))
             elif current is not None and run.id == current.id and run.id in started and state in ("failed", "killed"):
                 statuses.append((run, "failed", self.failure() or "the training process stopped unexpectedly"))
         return statuses

@@ -132,7 +132,7 @@ def test_train_cancel_and_resume(server, page):
     open_page(page, url, "train")
     page.get_by_text("Hyperparameters").click()
     for label, value in (("Epochs (at most)", "5"), ("Batch size", "8")):
-        field = page.get_by_label(label)
+        field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Enter")
     page.get_by_text("LRCN", exact=True).click()

@@ -163,7 +163,7 @@ def assert_one_line_error(code, err, *fragments):
         (["predict", "clip.mp4"], ["clip.mp4", "no such file"]),
         (["evaluate", "no-such-run"], ["no-such-run", "har runs"]),
         (["compare"], ["no finished runs"]),
-        (["timeline", "clip.mp4", "--out", "t.csv"], ["no finished runs"]),
+        (["timeline", "clip.mp4", "--out", "t.csv"], ["clip.mp4", "no such file"]),  # arguments are checked first
     ],
 )
 def test_cli_mistakes_with_an_empty_models_dir_get_one_line(tmp_path, args, fragments):

@@ -137,7 +137,7 @@ def test_the_same_options_are_the_same_pipeline_whatever_the_tls_choice(tmp_path
 def test_cli_refuses_bad_seeds_in_one_line(tmp_path):
     result = har(tmp_path, "reproduce", "--seeds", "27,x", "--detach")
     assert result.returncode == 2
-    assert result.stderr.strip() == "har: error: --seeds '27,x': give comma-separated whole numbers, like 27,28."
+    assert result.stderr.strip() == "har: error: --seeds '27,x': give comma-separated whole numbers, e.g. 27,28,29."
 
 
 def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(demo_dataset, tmp_path):

@@ -146,11 +146,15 @@ def test_har_training_follows_the_plain_model_fit_run_for_the_same_seed(tiny_cac
     assert runs[True][0]["network"] == "twin" and runs[False][0]["network"] == "plain"
     histories = {twin: metadata["history"] for twin, (metadata, _) in runs.items()}
     assert histories[True].keys() == histories[False].keys() and len(histories[True]["loss"]) == 3
-    for key in histories[True]:
-        np.testing.assert_allclose(histories[True][key], histories[False][key], rtol=1e-4, atol=1e-5)
+    # Other dropout masks move losses by ~1e-2 after these 30 steps; float reordering by ~1e-4 at most. An
+    # accuracy can differ by one borderline clip whose top class flips with the last digits.
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(histories[True][key], histories[False][key], rtol=1e-3)
+    for key in ("accuracy", "val_accuracy"):
+        np.testing.assert_allclose(histories[True][key], histories[False][key], atol=1 / 19)
     twin, plain = (keras.saving.load_model(path / "model.keras") for _, path in (runs[True], runs[False]))
     for a, b in zip(twin.get_weights(), plain.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+        np.testing.assert_allclose(a, b, atol=1e-3)
 
 
 def train_run_history(cache, models_dir, config, **options):
