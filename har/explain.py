@@ -202,7 +202,8 @@ class Explainer:
     def features(self, frames: np.ndarray) -> np.ndarray:
         """Penultimate features (the final Dense layer's input) of (N, T, H, W, 3) uint8 clips: (N, D)."""
         with self._lock:
-            return np.asarray(self.full.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
+            penultimate = np.asarray(self.full.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
+        return np.concatenate([penultimate, appearance(frames)], axis=1)
 
     def explain(self, clip: Clip | np.ndarray, *, ood: bool = True) -> Explanation:
         """Explains one clip: a `har.video.Clip` decoded at this run's sequence length and frame size, or
@@ -262,7 +263,8 @@ class Explainer:
             heat_note=heat_note,
             feature_maps=feature_maps,
             feature_layer=self.feature_layer,
-            ood=self.out_of_distribution(np.asarray(features[0], np.float32)) if ood else _no_ood("not asked for"),
+            ood=self.out_of_distribution(np.concatenate([np.asarray(features[0], np.float32), appearance(frames[None])[0]]))
+            if ood else _no_ood("not asked for"),
         )
 
     def _maps(self, frames: np.ndarray, predicted: int) -> tuple[np.ndarray | None, np.ndarray, str | None]:
@@ -375,31 +377,45 @@ def _cam_function(layers: list, first_position: int, heat_position: int):
 
 @dataclasses.dataclass
 class OodReference:
-    """How unlike its training clips a clip looks to a run, from the model's own penultimate features.
+    """How unlike its training clips a clip looks to a run, in two ways, each against the held-out clips.
 
-    The score of a clip is the mean Euclidean distance from its penultimate features (the input of the final
-    Dense layer) to those of its `OOD_NEIGHBOURS` nearest training clips. The threshold is the
-    `OOD_PERCENTILE`-th percentile of the same score over the run's held-out (validation and test) clips: a
-    clip scoring above it is further from the training set than 99% of real held-out clips. Computed once
-    from the run's frame cache and split, and saved beside the run as `ood.npz`.
+    A clip's descriptor is its penultimate features (the input of the final Dense layer) followed by its
+    `appearance` (colour, motion and texture on a coarse grid). For each part, the score is the mean Euclidean
+    distance to its `OOD_NEIGHBOURS` nearest training clips, and the part's threshold is the `OOD_PERCENTILE`-th
+    percentile of that score over the run's held-out (validation and test) clips. A clip is out of distribution
+    when either part is further from the training set than 99% of real held-out clips: the model's features
+    alone can place noise among familiar clips. `ood_score` is the larger part's score over its threshold, so
+    the verdict's threshold is 1. Computed once from the run's frame cache and split, saved as `ood.npz`.
     """
 
-    train_features: np.ndarray  # (N, D) float32
-    heldout_scores: np.ndarray  # (M,) float32
-    threshold: float
+    train_features: np.ndarray  # (N, D + APPEARANCE_SIZE) float32
+    heldout_scores: np.ndarray  # (M, 2) float32: per held-out clip, the two parts' scores
+    thresholds: np.ndarray  # (2,) float32
     neighbours: int = OOD_NEIGHBOURS
+
+    @property
+    def threshold(self) -> float:
+        return 1.0
 
     def verdict(self, score: float) -> dict:
         return {"out_of_distribution": bool(score > self.threshold), "ood_score": round(score, 6),
                 "ood_threshold": round(float(self.threshold), 6), "ood_note": None}  # fmt: skip
 
-    def score(self, features: np.ndarray) -> np.ndarray:
-        """(N,) scores of (N, D) features."""
+    def parts(self, features: np.ndarray) -> np.ndarray:
+        """(N, 2) scores of (N, D) descriptors: the model-feature part, the appearance part."""
         features = np.asarray(features, dtype=np.float64)
         train = self.train_features.astype(np.float64)
+        split = train.shape[1] - APPEARANCE_SIZE
+        return np.stack([self._knn(features[:, :split], train[:, :split]),
+                         self._knn(features[:, split:], train[:, split:])], axis=1)  # fmt: skip
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """(N,) scores: the larger of the two parts, each over its threshold (above 1: out of distribution)."""
+        return (self.parts(features) / np.maximum(self.thresholds, 1e-9)).max(axis=1)
+
+    def _knn(self, features: np.ndarray, train: np.ndarray) -> np.ndarray:
         squared = (features**2).sum(1)[:, None] + (train**2).sum(1)[None] - 2 * features @ train.T
-        distances = np.sqrt(np.maximum(squared, 0.0))
-        nearest = np.sort(distances, axis=1)[:, : min(self.neighbours, train.shape[0])]
+        nearest = np.sort(np.sqrt(np.maximum(squared, 0.0)), axis=1)[:, : min(self.neighbours, train.shape[0])]
         return nearest.mean(axis=1)
 
     @classmethod
@@ -417,14 +433,14 @@ class OodReference:
         if path.is_file() and path.stat().st_mtime >= model_time:
             try:
                 with np.load(path) as saved:
-                    return cls(saved["train_features"], saved["heldout_scores"], float(saved["threshold"]),
+                    return cls(saved["train_features"], saved["heldout_scores"], saved["thresholds"],
                                int(saved["neighbours"]))  # fmt: skip
             except (OSError, ValueError, KeyError):
                 log.warning("%s is damaged; computing it again", path)
         reference = cls.compute(run, features)
         buffer = io.BytesIO()
         np.savez(buffer, train_features=reference.train_features, heldout_scores=reference.heldout_scores,
-                 threshold=reference.threshold, neighbours=reference.neighbours)  # fmt: skip
+                 thresholds=reference.thresholds, neighbours=reference.neighbours)  # fmt: skip
         staging = run.path / f".{OOD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             staging.write_bytes(buffer.getvalue())
@@ -460,11 +476,11 @@ class OodReference:
                                    for i in range(0, len(indices), batch_size)])  # fmt: skip
 
         train = features_of(split.train)
-        reference = cls(train, np.zeros(0, np.float32), 0.0)
+        reference = cls(train, np.zeros((0, 2), np.float32), np.ones(2, np.float32))
         heldout = np.concatenate([split.validation, split.test])
-        scores = reference.score(features_of(heldout)).astype(np.float32)
+        scores = reference.parts(features_of(heldout)).astype(np.float32)
         reference.heldout_scores = scores
-        reference.threshold = float(np.percentile(scores, OOD_PERCENTILE))
+        reference.thresholds = np.percentile(scores, OOD_PERCENTILE, axis=0).astype(np.float32)
         return reference
 
 
@@ -518,9 +534,29 @@ def penultimate_features(predictor):
 
     def features(frames: np.ndarray) -> np.ndarray:
         with lock:
-            return np.asarray(model.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
+            penultimate = np.asarray(model.predict_on_batch(_scaled(frames))[1], dtype=np.float32)
+        return np.concatenate([penultimate, appearance(frames)], axis=1)
 
     return features
+
+
+APPEARANCE_SIZE = 4 * 4 * 3 * 2 + 3  # what `appearance` returns per clip
+
+
+def appearance(frames: np.ndarray) -> np.ndarray:
+    """What a clip looks like, whatever the model makes of it: (N, T, H, W, 3) uint8 -> (N, 99) float32.
+
+    The clip's mean colour on a 4 x 4 grid, its mean frame-to-frame change on the same grid, and its pixel-to-
+    pixel roughness per channel, in [0, 1] units. A model's own features can map an unfamiliar clip (noise, a
+    street) close to familiar ones; these numbers do not, so the OOD verdict weighs both.
+    """
+    clips = np.asarray(frames, dtype=np.float32) / 255
+    n, t, h, w, _ = clips.shape
+    grid = clips[:, :, : h - h % 4, : w - w % 4].reshape(n, t, 4, h // 4, 4, w // 4, 3).mean(axis=(3, 5))
+    colour = grid.mean(axis=1).reshape(n, -1)
+    change = np.abs(np.diff(grid, axis=1)).mean(axis=1).reshape(n, -1) if t > 1 else np.zeros_like(colour)
+    roughness = np.abs(np.diff(clips, axis=3)).mean(axis=(1, 2, 3)) * 4
+    return np.concatenate([colour, change, roughness], axis=1).astype(np.float32)
 
 
 def heat_overlay(frames: np.ndarray, heat_maps: np.ndarray, *, opacity: float = 0.5) -> np.ndarray:
