@@ -86,9 +86,9 @@ def decode(path: Path, name: str, predictors) -> dict | None:
 
 
 @st.cache_resource
-def upload_guards() -> tuple[access.UploadAllowance, access.ScratchSpace]:
+def upload_guards(scratch_root: str) -> tuple[access.UploadAllowance, access.ScratchSpace]:
     """Shared by every session: the per-visitor upload allowance and the capped folder uploads are written to."""
-    scratch = access.ScratchSpace(data_dir / ".scratch", cap_megabytes=2048)
+    scratch = access.ScratchSpace(scratch_root, cap_megabytes=2048)
     scratch.remove_stale()  # what a killed server left
     return access.UploadAllowance(), scratch
 
@@ -133,7 +133,7 @@ def show_ood(column, predictor, run, frames) -> None:
 def show_clip(name: str, data: bytes, runs, predictors, order: list[str]) -> None:
     st.divider()
     st.subheader(name)
-    allowance, scratch = upload_guards()
+    allowance, scratch = upload_guards(str(data_dir / ".scratch"))
     refused = allowance.admit(visitor(), len(data)) if access.public_mode() else None
     if refused:
         st.error(f"{name}: {refused}")

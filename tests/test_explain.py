@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from har.datasets import find_clips, load_cache, make_split
-from har.explain import (OOD_FILE, ORDERS, Explainer, OodReference, architecture_dot, confusion_cell,
+from har.explain import (APPEARANCE_SIZE, OOD_FILE, ORDERS, appearance, Explainer, OodReference, architecture_dot, confusion_cell,
                          heat_overlay, map_grid, occlusion_neighbours, order_variants, reliability,
                          predict_test_split)  # fmt: skip
 from har.glossary import explain_term
@@ -160,9 +160,11 @@ def test_convlstm_explanation_has_hidden_states_over_time_and_heat_maps():
     assert explanation.heat_layer == "conv_lstm2d_2" or explanation.heat_layer.startswith("conv_lstm2d")
     assert explainer.layers[explainer.heat_position].output.shape[2] == 5  # the last one at least 4 wide
     features = explainer.features(frames[None])
-    assert features.shape == (1, 8 * 1 * 1 * 16)  # Flatten of the last block: the final Dense layer's input
+    # The final Dense layer's input (Flatten of the last block), then the clip's appearance.
+    assert features.shape == (1, 8 * 1 * 1 * 16 + APPEARANCE_SIZE)
+    np.testing.assert_allclose(features[0, 128:], appearance(frames[None])[0])
     dense = explainer.predictor.model.layers[-1]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(dense(features))[0], explanation.probabilities, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(dense(features[:, :128]))[0], explanation.probabilities, atol=1e-5)
 
 
 def noise_video(path, count=48):
