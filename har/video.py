@@ -267,7 +267,9 @@ class _Reader:
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         size = (self.image_size, self.image_size)
-        # Bilinear, the report's cv2.resize default: the models see the pixels the report's models saw.
+        # Bilinear, the report's cv2.resize default. Frames are RGB here while the report fed OpenCV's BGR: the
+        # same pixels with the channels swapped, which does not matter as long as training and prediction read
+        # frames the same way, as every har path does.
         small = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
         return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 

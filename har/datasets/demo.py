@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import math
 import shutil
 from pathlib import Path
@@ -60,7 +61,7 @@ def generate_demo(
     marker = out / "demo.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out
-    staging = out.with_name(f".{out.name}.generating")
+    staging = out.with_name(f".{out.name}.generating-{os.getpid()}")  # two generators never share one
     shutil.rmtree(staging, ignore_errors=True)
     total, done = len(DEMO_CLASSES) * groups * clips_per_group, 0
     try:
@@ -74,9 +75,14 @@ def generate_demo(
                     if progress:
                         progress(done, total)
         (staging / "demo.json").write_text(json.dumps(settings))
-        shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging.replace(out)
+        if out.exists():  # moved aside, not deleted, until the new one is in place
+            retired = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.replace(retired)
+            staging.replace(out)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.replace(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
