@@ -230,7 +230,7 @@ def _build(source, out: Path, clips, classes, sequence_length, image_size, worke
             "skipped": [{"path": str(clips[i].path), "reason": reason} for i, reason in sorted(skipped.items())],
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-        _swap_in(staging, out)
+        swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for item in meta["skipped"]:
@@ -278,8 +278,9 @@ def _compact(frames_path: Path, kept: list[int]) -> None:
     compact_path.replace(frames_path)
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    """Puts the finished staging folder at `out`, replacing an older cache only once the new one is complete."""
+def swap_in(staging: Path, out: Path) -> None:
+    """Puts a finished staging folder at `out`; an older folder there is moved aside, not deleted, until the
+    new one is in place (a cache here, the demo dataset in `har.datasets.demo`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         retired = out.with_name(f".{out.name}.old-{os.getpid()}")

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
+
+from har.datasets.cache import swap_in
 
 DEMO_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")  # the order of har.config.REPORT_CLASSES
 WIDTH, HEIGHT, FPS = 160, 120, 25
@@ -75,14 +77,7 @@ def generate_demo(
                     if progress:
                         progress(done, total)
         (staging / "demo.json").write_text(json.dumps(settings))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():  # moved aside, not deleted, until the new one is in place
-            retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.replace(retired)
-            staging.replace(out)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.replace(out)
+        swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
