@@ -81,7 +81,7 @@ def run_split(run: Run):
         cache = load_cache(cache_path)
     except (FileNotFoundError, ValueError):
         raise FileNotFoundError(
-            f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with `har data build` to evaluate."
+            f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with `har data build`."
         ) from None
     if cache.fingerprint != metadata["dataset"]["fingerprint"]:
         raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")

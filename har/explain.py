@@ -35,7 +35,6 @@ import cv2
 import keras
 import numpy as np
 
-from har.config import Config
 from har.runs import Run
 from har.video import Clip, frame_strip
 
@@ -452,24 +451,11 @@ class OodReference:
 
     @classmethod
     def compute(cls, run: Run, features, batch_size: int = 16) -> "OodReference":
-        from har.datasets import load_cache, make_split
+        from har.evaluation import run_split
 
-        metadata = run.metadata
-        cache_path = Path((metadata.get("dataset") or {}).get("cache", ""))
-        try:
-            cache = load_cache(cache_path)
-        except (FileNotFoundError, ValueError):
-            raise FileNotFoundError(f"run {run.id}: its frame cache {cache_path} is gone, so the training clips "
-                                    "cannot be compared with; rebuild it with `har data build`.") from None  # fmt: skip
-        if cache.fingerprint != metadata["dataset"].get("fingerprint"):
-            raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its training "
-                             "split is gone.")  # fmt: skip
-        try:
-            config = Config.from_dict(metadata["config"])
-        except (KeyError, TypeError):
-            raise ValueError(f"run {run.id}: its metadata holds no training config, so its split is unknown.") from None
-        split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
-                           validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
+        if "config" not in run.metadata:
+            raise ValueError(f"run {run.id}: its metadata holds no training config, so its split is unknown.")
+        cache, split = run_split(run)
 
         def features_of(indices: np.ndarray) -> np.ndarray:
             return np.concatenate([features(cache.frames[np.sort(indices[i : i + batch_size])])
@@ -640,22 +626,12 @@ def predict_test_split(run: Run, models_dir: str | os.PathLike | None = None, *,
         FileNotFoundError: the run's frame cache is gone.
         ValueError: the cache changed since training.
     """
-    from har.datasets import load_cache, make_split
+    from har.evaluation import run_split
     from har.inference import Predictor
 
     predictor = predictor or Predictor.from_run(run, models_dir)
-    metadata = run.metadata
-    cache_path = Path((metadata.get("dataset") or {}).get("cache", ""))
-    try:
-        cache = load_cache(cache_path)
-    except (FileNotFoundError, ValueError):
-        raise FileNotFoundError(f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with "
-                                "`har data build`.") from None  # fmt: skip
-    if cache.fingerprint != metadata["dataset"]["fingerprint"]:
-        raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
-    config = Config.from_dict(metadata["config"])
-    test = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
-                      validation_fraction=config.validation_fraction, seed=config.seed).test  # fmt: skip
+    cache, split = run_split(run)
+    test = split.test
     probabilities = np.concatenate([predictor.predict_frames(cache.frames[test[i : i + batch_size]])
                                     for i in range(0, len(test), batch_size)])  # fmt: skip
     return SplitPredictions(run.id, predictor.class_names, test, cache.labels[test], probabilities,
