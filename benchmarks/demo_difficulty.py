@@ -41,7 +41,7 @@ with tempfile.TemporaryDirectory(dir=RUNS_DIR) as models_dir:
     run = train_run(CACHE, MODEL, models_dir, config=Config(seed=SEED, split=SPLIT), run_id="benchmark")
     metadata = json.loads((run / "metadata.json").read_text())
 print(json.dumps({key: metadata.get(key) for key in ("status", "reason", "test", "epochs_run", "best_epoch",
-                                                      "training_seconds", "split", "device")}))
+                                                      "training_seconds", "split", "device", "at_chance")}))
 """
 
 
@@ -134,6 +134,7 @@ def main() -> None:
                        "test_accuracy": round(measured["test"]["accuracy"], 4),
                        "epochs_run": measured["epochs_run"], "best_epoch": measured["best_epoch"],
                        "training_seconds": measured["training_seconds"], "clips": measured["split"],
+                       "at_chance": measured["at_chance"],
                        "device": measured["device"]}  # fmt: skip
                 results["runs"].append(run)
                 results["summary"] = summarise(results["runs"])

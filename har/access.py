@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 OWNER_ACTIONS = "getting datasets, building caches, training, cancelling, deleting or importing runs"
 
@@ -51,6 +51,21 @@ def refusal() -> str:
     return f"Owner only: {OWNER_ACTIONS} need the owner token, entered in the sidebar."
 
 
+def visitor_key(headers: Mapping[str, str], remote_ip: str | None, session_id: str) -> str:
+    """Who is uploading, for the allowance.
+
+    Behind the Space's proxy every connection comes from the proxy's internal address, so the visitor's own
+    address is the first one in `X-Forwarded-For`; on a direct connection it is the remote address; on
+    localhost (no address) each browser session counts as a visitor of its own. A visitor can forge the header
+    to get a fresh allowance: the allowance is fair use, not a wall, and the scratch cap holds for all of them.
+    """
+    forwarded = next((value for key, value in headers.items() if key.lower() == "x-forwarded-for"), "")
+    first = forwarded.split(",")[0].strip()
+    if first:
+        return f"forwarded:{first}"
+    return f"address:{remote_ip}" if remote_ip else f"session:{session_id}"
+
+
 class UploadAllowance:
     """Per-visitor upload limits over a sliding window: at most `uploads` files and `megabytes` MB.
 
@@ -63,6 +78,17 @@ class UploadAllowance:
         self._seen: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_environment(cls) -> UploadAllowance:
+        """The server's allowance: the defaults, or `HAR_UPLOADS` clips and `HAR_UPLOAD_MB` MB per
+        `HAR_UPLOAD_WINDOW_SECONDS`, for an owner who wants a looser or stricter ration."""
+        try:
+            return cls(uploads=int(os.environ.get("HAR_UPLOADS", 20)),
+                       megabytes=float(os.environ.get("HAR_UPLOAD_MB", 400)),
+                       window_seconds=float(os.environ.get("HAR_UPLOAD_WINDOW_SECONDS", 60)))  # fmt: skip
+        except ValueError as error:
+            raise ValueError(f"HAR_UPLOADS, HAR_UPLOAD_MB and HAR_UPLOAD_WINDOW_SECONDS must be numbers: {error}")
+
     def admit(self, visitor: str, size: int) -> str | None:
         """Records an upload of `size` bytes; returns None if allowed, else a one-line reason with the wait."""
         now = self.clock()
@@ -73,7 +99,8 @@ class UploadAllowance:
             used = sum(size for _, size in seen)
             if len(seen) >= self.uploads or used + size > self.bytes:
                 wait = max(1, round(seen[0][0] + self.window - now)) if seen else round(self.window)
-                return (f"Upload limit reached ({self.uploads} clips or {self.bytes / 1e6:.0f} MB a minute per "
+                period = "a minute" if self.window == 60 else f"per {self.window:.0f} s"
+                return (f"Upload limit reached ({self.uploads} clips or {self.bytes / 1e6:.0f} MB {period} per "
                         f"visitor); try again in {wait} s.")  # fmt: skip
             seen.append((now, size))
             return None

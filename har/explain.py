@@ -29,6 +29,7 @@ import io
 import logging
 import os
 import threading
+import weakref
 from pathlib import Path
 
 import cv2
@@ -501,13 +502,32 @@ def out_of_distribution(predictor, run: Run, frames: np.ndarray) -> dict:
         run: the run, whose folder holds (or will hold) the reference `ood.npz`.
         frames: (T, H, W, 3) uint8, the clip as the predictor saw it.
     """
-    features = penultimate_features(predictor)
-    try:
-        reference = OodReference.for_run(run, features)
-    except (FileNotFoundError, ValueError) as error:
-        return _no_ood(str(error))
+    features, reference = _ood_parts(predictor, run)
+    if isinstance(reference, str):
+        return _no_ood(reference)
     score = float(reference.score(features(np.asarray(frames)[None]))[0])
     return reference.verdict(score)
+
+
+_ood_parts_lock = threading.Lock()
+_ood_parts_by_predictor: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _ood_parts(predictor, run: Run):
+    """The predictor's feature function and its run's reference (or why there is none), made once per loaded
+    predictor: a server's sessions share them, where building them per upload cost a Keras model, a traced
+    function and a read of `ood.npz` per visitor. A missing cache is not remembered, so a retry can succeed."""
+    with _ood_parts_lock:
+        parts = _ood_parts_by_predictor.setdefault(predictor, {"lock": threading.Lock()})
+    with parts["lock"]:
+        if "features" not in parts:
+            parts["features"] = penultimate_features(predictor)
+        if "reference" not in parts:
+            try:
+                parts["reference"] = OodReference.for_run(run, parts["features"])
+            except (FileNotFoundError, ValueError) as error:
+                return parts["features"], str(error)
+        return parts["features"], parts["reference"]
 
 
 def penultimate_features(predictor):

@@ -4,15 +4,22 @@ FFmpeg runs inside OpenCV in-process; a malicious or broken upload could crash i
 or spin forever in one C call that no Python timeout can interrupt. Here each decode runs in a child process
 forked from a small server that already imported OpenCV (multiprocessing's forkserver), so it starts in
 milliseconds; the child is killed when its time is up, and a crash becomes a VideoError.
+
+A server takes uploads from many visitors at once, so such children (and the ffmpeg that makes a browser
+preview) run a few at a time: `HAR_WORKERS` at most (default: the number of cores, at least 2). Twenty tabs
+uploading at once then hold a few children's memory, not twenty, and on a small machine they finish no later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from pathlib import Path
 from typing import Callable
 
 from har import _child_main
-from har.video import Clip, VideoError, decode_clip
+from har.video import Clip, VideoError, browser_video, decode_clip
 
 # What an upload may be: 10 minutes, 4K.
 UPLOAD_MAX_SECONDS = 600.0
@@ -21,6 +28,16 @@ UPLOAD_MAX_PIXELS = 3840 * 2160
 # Children start from har._child_main, not the caller's __main__ (under Streamlit, the app script).
 _context = _child_main.context("forkserver")
 _context.set_forkserver_preload(["har.video", "har.sandbox"])
+
+
+_slots = threading.BoundedSemaphore(max(1, int(os.environ.get("HAR_WORKERS", 0)) or max(2, os.cpu_count() or 1)))
+
+
+@contextlib.contextmanager
+def worker_slot():
+    """Holds one of the server's slots for a child process working on an upload (waiting is not timed)."""
+    with _slots:
+        yield
 
 
 def start_decoder_server() -> None:
@@ -55,6 +72,17 @@ def run_isolated(function: Callable, path: str, *args, timeout: float, **kwargs)
     `function` must honour `timeout` itself; the child is killed 2 s after it, in case a C call is stuck.
     A VideoError (or any exception) in the child is raised here as a VideoError naming `path`.
     """
+    with worker_slot():
+        return _run_in_child(function, path, *args, timeout=timeout, **kwargs)
+
+
+def preview_untrusted(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """`browser_video` (ffmpeg in its own process, with a time limit) in one of the server's worker slots."""
+    with worker_slot():
+        return browser_video(path, out)
+
+
+def _run_in_child(function: Callable, path: str, *args, timeout: float, **kwargs):
     receiver, sender = _context.Pipe(duplex=False)
     process = _context.Process(target=_child, args=(function, (path, *args), {"timeout": timeout, **kwargs}, sender),
                                daemon=True)  # fmt: skip

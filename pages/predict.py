@@ -10,8 +10,8 @@ import streamlit as st
 from har import access, jobs
 from har.config import Config
 from har.datasets import build_cache, generate_demo
-from har.sandbox import decode_untrusted, run_isolated, start_decoder_server
-from har.video import VIDEO_EXTENSIONS, VideoError, browser_video, frame_strip, read_windows
+from har.sandbox import decode_untrusted, preview_untrusted, run_isolated, start_decoder_server
+from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, read_windows
 from pages._ui import MODEL_LABELS, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
 
 data_dir, models_dir = paths()
@@ -90,16 +90,16 @@ def upload_guards(scratch_root: str) -> tuple[access.UploadAllowance, access.Scr
     """Shared by every session: the per-visitor upload allowance and the capped folder uploads are written to."""
     scratch = access.ScratchSpace(scratch_root, cap_megabytes=2048)
     scratch.remove_stale()  # what a killed server left
-    return access.UploadAllowance(), scratch
+    return access.UploadAllowance.from_environment(), scratch
 
 
 def visitor() -> str:
-    """Who is uploading, for the allowance: the address where Streamlit knows it, else the browser session."""
+    """Who is uploading, for the allowance (`har.access.visitor_key`)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-    address = getattr(st.context, "ip_address", None)
     context = get_script_run_ctx()
-    return address or (context.session_id if context else "local")
+    return access.visitor_key(dict(st.context.headers), st.context.ip_address,
+                              context.session_id if context else "local")  # fmt: skip
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -130,11 +130,25 @@ def show_ood(column, predictor, run, frames) -> None:
                        icon=":material/help:")  # fmt: skip
 
 
-def show_clip(name: str, data: bytes, runs, predictors, order: list[str]) -> None:
+def admit(allowance: access.UploadAllowance, upload_id: str | None, size: int) -> str | None:
+    """Counts each upload once against the visitor's allowance: a rerun of the page is not a new upload, and a
+    held-out sample (`upload_id` None) is not an upload at all. Returns the refusal, if any."""
+    if not access.public_mode() or upload_id is None:
+        return None
+    admitted = st.session_state.setdefault("admitted_uploads", set())
+    if upload_id in admitted:
+        return None
+    refused = allowance.admit(visitor(), size)
+    if refused is None:
+        admitted.add(upload_id)
+    return refused
+
+
+def show_clip(name: str, data: bytes, upload_id: str | None, runs, predictors, order: list[str]) -> None:
     st.divider()
     st.subheader(name)
     allowance, scratch = upload_guards(str(data_dir / ".scratch"))
-    refused = allowance.admit(visitor(), len(data)) if access.public_mode() else None
+    refused = admit(allowance, upload_id, len(data))
     if refused:
         st.error(f"{name}: {refused}")
         return
@@ -178,7 +192,7 @@ def answer_clip(path: Path, name: str, runs, predictors, order: list[str]) -> No
 def show_player(player, path: Path, name: str, folder: str) -> None:
     """Every clip plays: re-encoded as H.264 on the server, since browsers cannot play XVID (UCF50's codec)."""
     try:
-        preview = browser_video(path, Path(folder) / "preview.mp4")
+        preview = preview_untrusted(path, Path(folder) / "preview.mp4")
     except VideoError as error:
         player.caption(str(error).replace(str(path), name))
         return
@@ -219,14 +233,14 @@ sample = st.selectbox("...or a held-out test clip (one the models never trained 
                       format_func=lambda clip: "none" if clip is None else
                       f"{Path(clip['path']).name} ({clip['class']}, test split of run {runs[0].id})")  # fmt: skip
 
-clips = [(upload.name, upload.getvalue()) for upload in uploads or []]
+clips = [(upload.name, upload.getvalue(), upload.file_id) for upload in uploads or []]
 if sample is not None and Path(sample["path"]).is_file():
-    clips.append((Path(sample["path"]).name, Path(sample["path"]).read_bytes()))
+    clips.append((Path(sample["path"]).name, Path(sample["path"]).read_bytes(), None))
 if not clips:
     st.caption("Upload a clip (mp4, avi, mov, webm, mkv, gif) to see each model's probabilities.")
     st.stop()
 
 predictors = [predictor_for(run, models_dir) for run in runs]
 order = class_order(predictors)
-for name, data in clips:
-    show_clip(name, data, runs, predictors, order)
+for name, data, upload_id in clips:
+    show_clip(name, data, upload_id, runs, predictors, order)

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from har.access import ScratchFull, ScratchSpace, UploadAllowance, is_owner, public_mode, refusal
+from har.access import ScratchFull, ScratchSpace, UploadAllowance, is_owner, public_mode, refusal, visitor_key
 
 
 def test_off_public_mode_everyone_is_the_owner(monkeypatch):
@@ -40,6 +40,27 @@ def test_uploads_are_rationed_per_visitor_over_a_sliding_minute():
     assert allowance.admit("b", 2_000_000) is not None  # over the bytes allowance on its own
     now[0] = 60.0
     assert allowance.admit("a", 1000) is None  # the window moved on
+
+
+def test_the_owner_can_set_the_allowance_and_a_wrong_value_is_named(monkeypatch):
+    monkeypatch.setenv("HAR_UPLOADS", "1")
+    monkeypatch.setenv("HAR_UPLOAD_WINDOW_SECONDS", "3600")
+    allowance = UploadAllowance.from_environment()
+    assert allowance.admit("a", 10) is None
+    assert "1 clips or 400 MB per 3600 s per visitor" in allowance.admit("a", 10)
+    monkeypatch.setenv("HAR_UPLOAD_MB", "lots")
+    with pytest.raises(ValueError, match="HAR_UPLOAD_MB"):
+        UploadAllowance.from_environment()
+
+
+def test_a_visitor_is_the_forwarded_address_behind_a_proxy_then_the_address_then_the_session():
+    # On a Space every connection comes from the proxy's internal address (10.x): keyed on that, all visitors
+    # would share one allowance.
+    behind_proxy = {"Host": "x.hf.space", "X-Forwarded-For": "203.0.113.7, 10.16.3.80"}
+    assert visitor_key(behind_proxy, "10.16.3.80", "s1") == "forwarded:203.0.113.7"
+    assert visitor_key({"x-forwarded-for": "198.51.100.2"}, "10.16.3.80", "s2") == "forwarded:198.51.100.2"
+    assert visitor_key({}, "192.0.2.5", "s1") == visitor_key({"X-Forwarded-For": " "}, "192.0.2.5", "s2")
+    assert visitor_key({}, None, "s1") != visitor_key({}, None, "s2")  # localhost: one per browser session
 
 
 def test_the_scratch_space_is_capped_and_leaves_nothing_behind(tmp_path):

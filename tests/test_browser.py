@@ -6,6 +6,7 @@ that is flagged, Compare with chosen runs. The tests run in file order and share
 Playwright never downloads a browser here: it launches /usr/bin/chromium. Screenshots land in test-artifacts/.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -44,37 +45,53 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, trained):
-    """A fresh home after the README's start command (a smaller demo, to keep the suite short)."""
-    home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "HAR_DATA_DIR": str(home / "data"), "HAR_MODELS_DIR": str(home / "models")}
-    subprocess.run([sys.executable, "-m", "har", "data", "demo", "--groups", "2", "--clips-per-group", "2"],
-                   cwd=home, env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
-    run, _, _ = trained
-    shutil.copytree(run, home / "models" / run.name)  # a second run, to choose between on Compare
+@contextlib.contextmanager
+def streamlit_server(home: Path, env: dict, log_name: str = "server.log"):
+    """`streamlit run` of the app on a free port, as the README starts it; yields (url, process)."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "server.log").open("w")  # what a user sees in the terminal, kept for a person to read
+    log = (ARTIFACTS / log_name).open("w")  # what a user sees in the terminal, kept for a person to read
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
          "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start")
+        yield url, process
+    finally:
+        process.terminate()
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start")
-    yield url, home
-    process.terminate()
-    process.wait(30)
-    log.close()
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def demo_home(home: Path, trained_run: Path) -> dict:
+    """A fresh home after the README's start command (a smaller demo, to keep the suite short) plus one run."""
+    env = {**os.environ, "HAR_DATA_DIR": str(home / "data"), "HAR_MODELS_DIR": str(home / "models")}
+    subprocess.run([sys.executable, "-m", "har", "data", "demo", "--groups", "2", "--clips-per-group", "2"],
+                   cwd=home, env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
+    shutil.copytree(trained_run, home / "models" / trained_run.name)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, trained):
+    """A fresh home after the README's start command, and a second run to choose between on Compare."""
+    home = tmp_path_factory.mktemp("home")
+    env = demo_home(home, trained[0])
+    with streamlit_server(home, env) as (url, _):
+        yield url, home
 
 
 @pytest.fixture(scope="module")
