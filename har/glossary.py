@@ -42,6 +42,20 @@ GLOSSARY: dict[str, str] = {
                     "pattern (an edge, a colour, a texture) appears.",
     "sequence length": "How many frames the model sees per clip (the report's 20), taken at even steps: every "
                        "(frame count // sequence length)-th frame from the first.",
+    "test split": "Clips kept apart from training and validation until the very end; the accuracy on them is the "
+                  "number a report quotes. The report's test split is 25% of the clips.",
+    "group split": "UCF50 cuts each of its 25 groups per class from one longer video (same actor, scene and camera). "
+                   "The report's split draws clips at random, so clips of one group land in training and in test "
+                   "and a model can score by recognising the scene; the group split keeps every group on one side.",
+    "frame cache": "Every clip decoded once into its sampled frames (sequence length x size x size x 3) and saved "
+                   "as one array on disk, so training and evaluation read frames instead of decoding videos again.",
+    "confusion matrix": "Rows are the true classes, columns what the model answered; the diagonal holds the right "
+                        "answers, and a cell off it counts one kind of mistake (choose it to see those clips).",
+    "f1": "Per class, the balance of precision (of the clips called this class, how many were) and recall (of the "
+          "clips of this class, how many were found): 1 is perfect, and a class the model never finds scores 0.",
+    "loss curves": "Training and validation loss after every epoch. Both falling: the model learns. Training "
+                   "falling while validation rises: it learns the training clips by heart, and early stopping "
+                   "keeps the best epoch's weights.",
 }
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from har.evaluation import compare
+from har.glossary import GLOSSARY
 from har.report import REPORT_RESULTS
 from har.runs import latest_study, list_runs
 from pages._study import at_chance_warnings, calibration, mistakes, seed_spread, split_lesson, test_predictions
@@ -59,13 +60,14 @@ def summary_table(table: dict, runs) -> None:
                      "epochs": "–", "training": "–", "per clip": "–", "split": "report (random)"})  # fmt: skip
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("The report used UCF50's WalkingWithDog, TaiChi, Swing and HorseRace; runs here use the classes of "
-               "their frame cache. A 'group' split keeps each UCF50 group (actor and scene) on one side.")  # fmt: skip
+               "their frame cache. A 'group' split keeps each UCF50 group (actor and scene) on one side.",
+               help=GLOSSARY["group split"])  # fmt: skip
 
 
 def f1_table(table: dict, runs) -> None:
     by_id = {run.id: run for run in runs}
     frame = pd.DataFrame({run_label(by_id[row["run_id"]]): row["f1"] for row in table["runs"]}).T
-    st.markdown("**F1 per class** (test split)")
+    st.markdown("**F1 per class** (test split)", help=GLOSSARY["f1"])
     st.dataframe(frame.style.format("{:.3f}"), width="stretch")
 
 
@@ -147,9 +149,9 @@ explain_reversal(table)
 f1_table(table, runs)
 seed_spread(table)
 split_lesson(table)
-st.subheader("Training curves")
+st.subheader("Training curves", help=GLOSSARY["loss curves"])
 st.plotly_chart(training_curves(runs), width="stretch")
-st.subheader("Confusion matrices (test split)")
+st.subheader("Confusion matrices (test split)", help=GLOSSARY["confusion matrix"])
 normalise = st.radio("Show", ["counts", "share of each true class"], horizontal=True) != "counts"
 st.plotly_chart(confusion_matrices(runs, table, normalise), width="stretch")
 predictions = test_predictions(runs, models_dir)

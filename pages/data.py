@@ -9,6 +9,7 @@ from har import access, jobs, pipeline
 from har.config import REPORT_CLASSES
 from har.datasets import DEMO_CLASSES, build_cache, default_cache_path, generate_demo, layout, list_caches, load_cache
 from har.datasets.ucf50 import UCF50_CLASSES, UCF50_URL
+from har.glossary import GLOSSARY
 from har.services import prepare_cache
 from har.video import frame_strip
 from pages._ui import owner_only, paths, pipeline_panel, progress_callback
@@ -68,7 +69,7 @@ with ucf50_tab:
                 st.error(str(error))
     pipeline_panel()
 
-st.header("Frame cache")
+st.header("Frame cache", help=GLOSSARY["frame cache"])
 if owner_only("Building a frame cache"):
     candidates = [data_dir / "demo", data_dir / "UCF50"]
     datasets = [str(path) for path in candidates if path.is_dir()]

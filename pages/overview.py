@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from har import access, jobs, pipeline
+from har.glossary import GLOSSARY
 from har.report import REPORT_LAYERS, REPORT_RESULTS
 from pages._ui import owner_only, paths, pipeline_panel
 
@@ -44,7 +45,7 @@ INNER_LAYERS = {
     "lrcn": ["Conv2D", "MaxPooling2D", "Dropout"] * 3 + ["Conv2D", "MaxPooling2D", "Flatten"],
 }
 
-st.subheader("The report's results (test split)")
+st.subheader("The report's results (test split)", help=GLOSSARY["test split"])
 columns = st.columns(4)
 for i, (name, label) in enumerate((("convlstm", "ConvLSTM"), ("lrcn", "LRCN"))):
     results = REPORT_RESULTS[name]
@@ -88,7 +89,7 @@ def live_models() -> dict:
         return {}
 
 
-st.subheader("The two architectures")
+st.subheader("The two architectures", help=GLOSSARY["convlstm gates"] + "\n\n" + GLOSSARY["timedistributed"])
 st.caption(
     "The report's prose describes three ConvLSTM layers, and Conv2D(32) with LSTM(64) for the LRCN; its layer "
     "tables (Figures 1 and 2) show what was trained, and HAR Studio follows the tables."

@@ -10,6 +10,7 @@ import streamlit as st
 from har import access, jobs
 from har.config import Config
 from har.datasets import build_cache, generate_demo
+from har.glossary import GLOSSARY
 from har.sandbox import decode_untrusted, preview_untrusted, run_isolated, start_decoder_server
 from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, read_windows
 from pages._ui import MODEL_LABELS, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
@@ -36,7 +37,7 @@ def show_runs(runs) -> None:
     """Which run answers for each model, what it learnt from, and the classes it knows."""
     st.caption("Each model only knows the classes it was trained on: any clip gets one of those, however "
                "different it is. Probabilities say how sure the model is among them, not whether the clip "
-               "shows any of them.")  # fmt: skip
+               "shows any of them.", help=GLOSSARY["out-of-distribution"])  # fmt: skip
     with st.expander("Which runs answer", expanded=False):
         for run in runs:
             st.markdown(f"- {run_description(run)}")
@@ -201,7 +202,7 @@ def show_player(player, path: Path, name: str, folder: str) -> None:
 
 def show_timelines(path: Path, name: str, predictors) -> None:
     """One activity timeline per model: 4 s windows every second, decoded in a child process."""
-    st.markdown("**Activity timeline** (4 s windows, one every second)")
+    st.markdown("**Activity timeline** (4 s windows, one every second)", help=GLOSSARY["sequence length"])
     columns = st.columns(len(predictors))
     for column, predictor in zip(columns, predictors):
         label = MODEL_LABELS[predictor.model_name]

@@ -58,13 +58,13 @@ elif owner_only("Training"):
     left, right = st.columns(2)
     choice = left.radio("Model", ["both", *MODEL_NAMES], horizontal=True,
                         format_func=lambda name: "Both, one after the other" if name == "both" else MODEL_LABELS[name])  # fmt: skip
-    split = right.radio("Split", SPLITS, horizontal=True,
+    split = right.radio("Split", SPLITS, horizontal=True, help=GLOSSARY["group split"],
                         format_func={"report": "The report's (random clips)", "group": "By group (no shared scenes)"}.get)  # fmt: skip
     with st.expander("Hyperparameters (prefilled with the report's)"):
         a, b, c, d = st.columns(4)
         epochs = a.number_input("Epochs (at most)", 1, 500, defaults.epochs, help=GLOSSARY["epoch"])
         batch_size = b.number_input("Batch size", 1, 512, defaults.batch_size)
-        patience = c.number_input("Early-stopping patience", 0, 100, defaults.patience, help=GLOSSARY["patience"])
+        patience = c.number_input("Early-stopping patience", 0, 100, defaults.patience, help=GLOSSARY["patience"] + " " + GLOSSARY["early stopping"])
         learning_rate = d.number_input("Learning rate", 1e-6, 1.0, defaults.learning_rate, format="%.5f")
         seeds_text = a.text_input("Seeds", str(defaults.seed), help=GLOSSARY["seed"] + " Several (27,28,29) train "
                                   "one run per seed and model, one after the other.")  # fmt: skip

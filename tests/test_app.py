@@ -309,3 +309,34 @@ def test_compare_says_why_the_ranking_can_be_the_reverse_of_the_reports(ready):
     assert_clean(app)
     (info,) = [info.value for info in app.info if "Here the ConvLSTM is ahead" in info.value]
     assert "in the report the LRCN was" in info and "seeds" in info and "split" in info
+
+
+def tooltips(app: AppTest) -> str:
+    """Every `help=` text on the page (headings, captions, inputs), joined."""
+    found = []
+
+    def walk(node) -> None:
+        help_text = getattr(getattr(node, "proto", None), "help", "")
+        if isinstance(help_text, str) and help_text:
+            found.append(help_text)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(app._tree)
+    return "\n".join(found)
+
+
+@pytest.mark.parametrize("page, terms", [
+    ("overview", ["test split", "convlstm gates", "timedistributed"]),
+    ("data", ["frame cache"]),
+    ("train", ["epoch", "patience", "early stopping", "validation", "seed", "group split"]),
+    ("predict", ["out-of-distribution"]),
+    ("compare", ["group split", "f1", "loss curves", "confusion matrix"]),
+])  # fmt: skip
+def test_terms_are_explained_where_they_appear(ready, page, terms):
+    from har.glossary import GLOSSARY
+
+    app = open_page(page)
+    assert_clean(app)
+    shown = tooltips(app)
+    assert [term for term in terms if GLOSSARY[term] not in shown] == []
