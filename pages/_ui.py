@@ -9,6 +9,22 @@ import streamlit as st
 from har import config as config_module
 
 
+def _navigate_with_st_navigation() -> None:
+    """Streamlit treats an app with a `pages/` folder as a legacy multipage app until some session runs the
+    entry script's `st.navigation`. On a fresh server whose first visitor follows a deep link (/predict), it
+    ran the page without the entry script (no page config, no owner sign-in, the helper modules listed as
+    pages) for every visitor until someone opened "/". This app only navigates with `st.navigation`: say so
+    once (a Streamlit class flag; nothing happens where it is gone) and rerun the session through the entry."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_navigate_with_st_navigation()
+
+
 def paths() -> tuple[Path, Path]:
     """The data and models dirs ($HAR_DATA_DIR and $HAR_MODELS_DIR, else ./data and ./models)."""
     return config_module.data_dir(), config_module.models_dir()

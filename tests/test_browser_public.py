@@ -23,7 +23,9 @@ pytestmark = [
 ]
 
 TOKEN = "owner-secret-27"
-PAGES = {"": "Overview", "data": "Data", "train": "Train", "predict": "Predict", "compare": "Compare",
+# Predict first: a fresh server's first visitor following a deep link once put the whole server in Streamlit's
+# legacy pages-folder mode (no entry script, so no sign-in field, and the helper modules listed as pages).
+PAGES = {"predict": "Predict", "": "Overview", "data": "Data", "train": "Train", "compare": "Compare",
          "explain": "Explain"}  # fmt: skip
 OWNER_BUTTONS = ("Start training", "Generate the demo dataset", "Get UCF50 and build its frame cache",
                  "Build the frame cache", "Reproduce the report on UCF50", "Train the demo models")  # fmt: skip
@@ -103,8 +105,10 @@ def test_a_visitor_finds_no_path_or_url_input_and_no_owner_action(public_server,
         assert not visible_buttons(tab) & set(OWNER_BUTTONS), title
         assert str(home) not in main.inner_text(), title  # the server's folders stay private
         assert tab.locator("[data-testid='stException']").count() == 0, title
-    sidebar_inputs = tab.locator("[data-testid='stSidebar'] [data-testid='stTextInput'] input")
-    assert sidebar_inputs.count() == 1 and sidebar_inputs.get_attribute("type") == "password"
+        navigation = tab.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+        assert sorted(link.split()[-1] for link in navigation) == sorted(PAGES.values()), (title, navigation)
+        sidebar_inputs = tab.locator("[data-testid='stSidebar'] [data-testid='stTextInput'] input")
+        assert sidebar_inputs.count() == 1 and sidebar_inputs.get_attribute("type") == "password", title
     tab.context.close()
 
 
@@ -195,3 +199,25 @@ def test_twenty_visitors_upload_at_once(public_server, browser):
     leftovers = [path for path in (home / "tmp").rglob("*") if path.is_file()]
     leftovers += [path for path in (home / "data" / ".scratch").rglob("*") if path.is_file()]
     assert leftovers == [], leftovers  # uploads, decoded frames and previews were all removed
+
+
+def test_a_visitor_sees_the_seed_spread_and_a_run_at_chance_said_aloud(public_server, browser, trained):
+    from tests.test_app_study import copy_run
+
+    url, home, _ = public_server
+    for seed in (27, 28, 29):
+        changes = {"at_chance": True, "at_chance_reason": "This run did not learn: its validation loss never fell "
+                   "clearly below 1.39."} if seed == 29 else {}  # fmt: skip
+        copy_run(trained[0], home / "models", f"job1-lrcn-seed{seed}", seed=seed, job="job1", **changes)
+    tab = new_tab(browser)
+    go(tab, url, "compare")
+    tab.get_by_role("heading", name="Across seeds").wait_for(timeout=300_000)
+    wait_idle(tab, timeout=300_000)
+    spread = tab.locator("[data-testid='stDataFrame']", has_text="seeds")
+    expect(tab.get_by_text("job1-lrcn-seed29", exact=False).first).to_be_visible()
+    warning = tab.locator("[data-testid='stAlertContentWarning']", has_text="at chance")
+    expect(warning).to_have_count(1)
+    assert "job1-lrcn-seed29" in warning.inner_text() and "did not learn" in warning.inner_text()
+    assert tab.locator("[data-testid='stException']").count() == 0
+    tab.screenshot(path=str(ARTIFACTS / "public-compare-seeds.png"), full_page=True)
+    assert spread.count() >= 1
