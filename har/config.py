@@ -13,6 +13,7 @@ from pathlib import Path
 REPORT_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
 SPLITS = ("report", "group")
 MODEL_NAMES = ("convlstm", "lrcn")
+TRAINERS = ("twin", "plain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,9 @@ class Config:
     epochs: int = 30  # upper bound; early stopping usually ends sooner
     patience: int = 5  # early-stopping patience on validation loss
     learning_rate: float = 1e-3  # Adam's default, which the report kept
+    # "twin": har's weight-sharing twin of the model (the same steps as model.fit, 1.5-5x faster);
+    # "plain": the report's Keras layers and model.fit as they are (benchmarks/training_fidelity.py compares them)
+    trainer: str = "twin"
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -43,6 +47,8 @@ class Config:
             raise ValueError(f"image_size={self.image_size!r}: must be at least 8 pixels.")
         if self.patience < 0:
             raise ValueError(f"patience={self.patience!r}: must be 0 or more.")
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"trainer={self.trainer!r}: choose one of {', '.join(TRAINERS)}.")
         if self.split not in SPLITS:
             raise ValueError(f"split={self.split!r}: choose one of {', '.join(SPLITS)}.")
         for name in ("test_fraction", "validation_fraction"):

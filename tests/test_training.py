@@ -142,8 +142,10 @@ def test_har_training_follows_the_plain_model_fit_run_for_the_same_seed(tiny_cac
     import keras
 
     config = Config(epochs=3, batch_size=8)
-    runs = {twin: train_run_history(tiny_cache, tmp_path / str(twin), config, twin=twin) for twin in (True, False)}
+    runs = {twin: train_run_history(tiny_cache, tmp_path / str(twin), config.replace(trainer="twin" if twin else "plain"))
+            for twin in (True, False)}  # fmt: skip  # the config's trainer, as `har train --plain-fit` sets it
     assert runs[True][0]["network"] == "twin" and runs[False][0]["network"] == "plain"
+    assert runs[False][0]["config"]["trainer"] == "plain"
     histories = {twin: metadata["history"] for twin, (metadata, _) in runs.items()}
     assert histories[True].keys() == histories[False].keys() and len(histories[True]["loss"]) == 3
     # Other dropout masks move losses by ~1e-2 after these 30 steps; float reordering by ~1e-4 at most. An

@@ -1,0 +1,24 @@
+"""The one config object: the report's defaults, and a wrong value named with what to choose."""
+
+import pytest
+
+from har.config import Config
+
+
+def test_the_defaults_are_the_report_recipe_with_har_s_twin_trainer():
+    config = Config()
+    assert (config.seed, config.batch_size, config.epochs, config.patience, config.learning_rate) == (27, 4, 30, 5, 1e-3)
+    assert config.trainer == "twin"
+    assert Config.from_dict(config.replace(trainer="plain").to_dict()).trainer == "plain"
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"trainer": "fast"}, "trainer='fast': choose one of twin, plain"),
+    ({"split": "random"}, "split='random': choose one of report, group"),
+    ({"epochs": 0}, "epochs=0: must be a positive whole number"),
+    ({"validation_fraction": 1.0}, "validation_fraction=1.0: must lie strictly between 0 and 1"),
+])  # fmt: skip
+def test_a_wrong_value_is_named_with_what_to_choose(changes, says):
+    with pytest.raises(ValueError) as error:
+        Config(**changes)
+    assert says in str(error.value)
