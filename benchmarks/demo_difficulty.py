@@ -7,7 +7,8 @@ Run from the repository root (about an hour on 2 cores with the defaults; resuma
         [--work-dir /tmp/har-demo-difficulty] [--out benchmarks/results/demo_difficulty.json]
 
 It times `generate_demo` and `build_cache`, then trains each (seed, split, model) with `har.training.train_run`
-and `har.config.Config` defaults (Adam, batch size 4, up to 30 epochs, early stopping with patience 5) but the
+(har's fast twin trainer, as `har train --fast`: the demo's difficulty, not the trainer, is measured here) and
+`har.config.Config` defaults (Adam, batch size 4, up to 30 epochs, early stopping with patience 5) but the
 given seed, each in a fresh process as `har train` runs it. Every finished run is written to the results file
 at once, and a rerun with the same settings skips the runs already there, so an interrupted benchmark resumes.
 Runs go seed by seed, so the first seed's four runs finish first.
@@ -38,7 +39,8 @@ import json, tempfile
 from har.config import Config
 from har.training import train_run
 with tempfile.TemporaryDirectory(dir=RUNS_DIR) as models_dir:
-    run = train_run(CACHE, MODEL, models_dir, config=Config(seed=SEED, split=SPLIT), run_id="benchmark")
+    run = train_run(CACHE, MODEL, models_dir, config=Config(seed=SEED, split=SPLIT, trainer="twin"),
+                    run_id="benchmark")
     metadata = json.loads((run / "metadata.json").read_text())
 print(json.dumps({key: metadata.get(key) for key in ("status", "reason", "test", "epochs_run", "best_epoch",
                                                       "training_seconds", "split", "device", "at_chance")}))

@@ -29,9 +29,10 @@ class Config:
     epochs: int = 30  # upper bound; early stopping usually ends sooner
     patience: int = 5  # early-stopping patience on validation loss
     learning_rate: float = 1e-3  # Adam's default, which the report kept
-    # "twin": har's weight-sharing twin of the model (the same steps as model.fit, 1.5-5x faster);
-    # "plain": the report's Keras layers and model.fit as they are (benchmarks/training_fidelity.py compares them)
-    trainer: str = "twin"
+    # "plain": the report's Keras model and model.fit as they are (the same seed gives the same run, bit for bit);
+    # "twin": har's weight-sharing twin of it, the same steps to float rounding and 1.7-4x faster on CPUs, but
+    # over a whole run rounding can grow into another run (benchmarks/training_fidelity.py); `har train --fast`
+    trainer: str = "plain"
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))

@@ -77,7 +77,7 @@ def train(folder: Path) -> int:
         from har.config import Config
         from har.training import train_run
 
-        config = Config.from_dict(spec["config"])
+        config = Config.from_dict({"trainer": "twin", **spec["config"]})  # jobs from before `trainer` used the twin
         for planned in job.planned_runs():
             if _finished(models_dir / planned.id):
                 continue

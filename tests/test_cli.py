@@ -98,13 +98,13 @@ def test_train_builds_the_missing_demo_cache_before_starting(tmp_path):
 
     code, _, err = har("data", "demo", "--groups", "1", "--clips-per-group", "1", "--no-cache", cwd=tmp_path)
     assert code == 0 and not (tmp_path / "data" / "caches").exists(), err
-    code, out, err = har("train", "--model", "lrcn", "--epochs", "1", "--plain-fit", "--detach", cwd=tmp_path)
+    code, out, err = har("train", "--model", "lrcn", "--epochs", "1", "--detach", cwd=tmp_path)
     assert code == 0, err
     assert (tmp_path / "data" / "caches" / "demo-T20-S64" / "meta.json").is_file()
     (job,) = jobs.list_jobs(tmp_path / "models")
     assert job.wait(300) == "finished"
     metadata = json.loads((tmp_path / "models" / job.planned_runs()[0].id / "metadata.json").read_text())
-    assert metadata["network"] == "plain" and metadata["config"]["trainer"] == "plain"  # --plain-fit: model.fit
+    assert metadata["network"] == "plain" and metadata["config"]["trainer"] == "plain"  # by default: model.fit
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,11 @@ import pytest
 from har.config import Config
 
 
-def test_the_defaults_are_the_report_recipe_with_har_s_twin_trainer():
+def test_the_defaults_are_the_report_recipe_and_its_model_fit():
     config = Config()
     assert (config.seed, config.batch_size, config.epochs, config.patience, config.learning_rate) == (27, 4, 30, 5, 1e-3)
-    assert config.trainer == "twin"
-    assert Config.from_dict(config.replace(trainer="plain").to_dict()).trainer == "plain"
+    assert config.trainer == "plain"
+    assert Config.from_dict(config.replace(trainer="twin").to_dict()).trainer == "twin"
 
 
 @pytest.mark.parametrize("changes, says", [
