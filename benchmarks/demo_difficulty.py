@@ -143,7 +143,21 @@ def main() -> None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=1) + "\n")
                 print(json.dumps(run), flush=True)
+    results["differences"] = model_differences(results["runs"])
+    out.write_text(json.dumps(results, indent=1) + "\n")
     print(table(summarise(results["runs"]), models, splits))
+    for difference in results["differences"]:
+        print(difference["verdict"])
+
+
+def model_differences(runs: list[dict]) -> list[dict]:
+    """LRCN - ConvLSTM per split, with `har compare`'s bootstrap over seeds (`har.evaluation.differences`)."""
+    from har.evaluation import differences
+
+    groups = [{"model": model, "split": split, "n": entry["n"], "accuracies": entry["accuracies"],
+               "accuracy_mean": entry["mean"]}
+              for split, by_model in summarise(runs).items() for model, entry in by_model.items()]  # fmt: skip
+    return differences(groups)
 
 
 if __name__ == "__main__":
