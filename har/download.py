@@ -162,7 +162,9 @@ def _fetch(opener, url: str, partial: Path, progress, timeout: float, expected_s
         done = offset
         try:
             with open(partial, "ab" if offset else "wb") as sink:
-                while chunk := response.read(CHUNK_BYTES):
+                # read1: what has arrived, up to a chunk; on a slow link read() would wait for a whole megabyte
+                # before the progress callback (and with it a cancel) got its turn.
+                while chunk := response.read1(CHUNK_BYTES):
                     sink.write(chunk)
                     done += len(chunk)
                     if progress:

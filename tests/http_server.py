@@ -24,6 +24,11 @@ class Behaviour:
     announce: int | None = None  # Content-Length / total to announce instead of the true size
     honour_range: bool = True
     seconds_per_64k: float = 0.0  # send the body this slowly (64 KB at a time), for tests that interrupt it
+    # On the first request, send this many body bytes, then trickle 1 KB every 0.1 s (never the last byte) until
+    # `release` is set (at most 120 s): a download certainly under way and never finished, however slow the
+    # machine, whose reads still return, so a client can stop between them.
+    hold_after: int | None = None
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list = field(default_factory=list)  # Range headers seen, in order
 
 
@@ -60,6 +65,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if behaviour.hold_after is not None and len(behaviour.requests) == 1:
+            sent, deadline = behaviour.hold_after, time.monotonic() + 120
+            self.wfile.write(payload[:sent])
+            self.wfile.flush()
+            while not behaviour.release.is_set() and time.monotonic() < deadline and sent + 1024 < len(payload):
+                self.wfile.write(payload[sent : sent + 1024])
+                self.wfile.flush()
+                sent += 1024
+                time.sleep(0.1)
+            payload = payload[sent:]
         if behaviour.seconds_per_64k:
             for start in range(0, len(payload), 1 << 16):
                 self.wfile.write(payload[start : start + (1 << 16)])

@@ -161,7 +161,7 @@ def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(
 
 def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path):
     body = os.urandom(3 * 1024 * 1024)
-    behaviour = Behaviour(body=body, seconds_per_64k=0.05)  # about 1.3 MB/s: time to press Ctrl-C
+    behaviour = Behaviour(body=body, hold_after=1024 * 1024)  # 1 MB, then the server waits: time to press Ctrl-C
     home = tmp_path / "home"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "HAR_HOME": str(home)}
     with LocalServer(behaviour, tls=True, name="UCF50.rar") as server:
@@ -183,7 +183,7 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
         resumed_at = part.stat().st_size
         assert 0 < resumed_at < len(body)
 
-        behaviour.seconds_per_64k = 0.0
+        behaviour.release.set()
         finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
         assert finished.returncode == 0, finished.stderr
     assert (home / "data" / "downloads" / "UCF50.rar").read_bytes() == body
