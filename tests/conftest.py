@@ -33,7 +33,7 @@ def trained(tiny_cache, tmp_path_factory):
 
     events = []
     models_dir = tmp_path_factory.mktemp("models")
-    run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15), run_id="lrcn-tiny",
+    run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15, trainer="twin"), run_id="lrcn-tiny",
                     emit=events.append)  # fmt: skip
     return run, events, models_dir
 

@@ -176,7 +176,7 @@ def test_a_second_start_while_a_job_runs_is_refused(ready, tiny_cache):
     from har.config import Config
 
     running = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["convlstm"], ready / "models",
-                         config=Config(epochs=50))  # fmt: skip
+                         config=Config(epochs=50, trainer="twin"))  # fmt: skip
     try:
         app = open_page("train")
         app.button[0].click().run()
@@ -261,7 +261,7 @@ def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache
     from har.config import Config
 
     job = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["lrcn"], ready / "models",
-                     config=Config(epochs=40, batch_size=8, patience=40))  # fmt: skip
+                     config=Config(epochs=40, batch_size=8, patience=40, trainer="twin"))  # fmt: skip
     while "epoch" not in train_events(job):
         assert job.is_alive(), job.events()
         time.sleep(0.2)

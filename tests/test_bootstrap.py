@@ -46,7 +46,7 @@ def test_no_pretrained_folder_is_nothing_to_do(tmp_path):
 @pytest.mark.slow
 def test_the_newest_job_killed_by_a_restart_resumes_and_finishes(tiny_cache, tmp_path):
     models_dir = tmp_path / "models"
-    job = jobs.start(tiny_cache, ["lrcn"], models_dir, config=Config(epochs=1))
+    job = jobs.start(tiny_cache, ["lrcn"], models_dir, config=Config(epochs=1, trainer="twin"))
     os.kill(job.pid(), signal.SIGKILL)  # what a container restart does to the supervisor (the trainer follows)
     job.wait(timeout=60)
     assert job.state() == "killed"

@@ -145,13 +145,16 @@ def test_data_page_after_the_start_command(server, page):
 
 
 def test_train_cancel_and_resume(server, page):
-    url, _ = server
+    from har import jobs
+
+    url, home = server
     open_page(page, url, "train")
     page.get_by_text("Hyperparameters").click()
     for label, value in (("Epochs (at most)", "5"), ("Batch size", "8")):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Enter")
+    page.get_by_text("Fast twin trainer").click()  # the report's model.fit is the default; this test needs speed
     page.get_by_text("LRCN", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Start training").click()
@@ -163,6 +166,9 @@ def test_train_cancel_and_resume(server, page):
     page.get_by_text("LRCN: test accuracy").wait_for(timeout=600_000)
     page.get_by_text("LRCN: 5 epochs done").wait_for(timeout=30_000)
     assert page.get_by_text("Job history").count() == 1
+    (job,) = jobs.list_jobs(home / "models")
+    metadata = json.loads((home / "models" / job.planned_runs()[0].id / "metadata.json").read_text())
+    assert metadata["network"] == "twin"  # the checkbox reached the trainer
     shoot(page, "train.png")
 
 

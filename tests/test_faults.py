@@ -156,12 +156,12 @@ KILL_POINTS = [
 def test_kill_9_at_every_stage_never_loses_a_run_or_leaves_the_lock(tiny_cache, tmp_path):
     from har.inference import Predictor
 
-    first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8))
+    first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin"))
     assert first.wait(300) == "finished"
     saved = f"{first.id}-lrcn"
     before = (tmp_path / saved / "model.keras").read_bytes()
     for kind, model, survivors in KILL_POINTS:
-        job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=3, batch_size=8))
+        job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=3, batch_size=8, trainer="twin"))
         wait_for_event(job, kind, model)
         os.kill(job.pid(), signal.SIGKILL)
         assert job.wait(60) == "killed", (kind, model)
@@ -177,7 +177,7 @@ def test_kill_9_at_every_stage_never_loses_a_run_or_leaves_the_lock(tiny_cache, 
 @pytest.mark.slow
 def test_a_trainer_killed_like_the_oom_killer_does_fails_its_run_with_a_message(tiny_cache, tmp_path):
     """The kernel's out-of-memory killer sends SIGKILL to the biggest process: the trainer, not the server."""
-    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4))
+    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4, trainer="twin"))
     wait_for_event(job, "batch")
     os.kill(int((job.folder / "trainer.pid").read_text()), signal.SIGKILL)
     assert job.wait(60) == "failed"
@@ -185,12 +185,12 @@ def test_a_trainer_killed_like_the_oom_killer_does_fails_its_run_with_a_message(
     (run,) = [run for run in list_runs(tmp_path) if run.model == "convlstm"]
     assert run.status == "failed" and "out of memory" in run.reason
     assert jobs.current(tmp_path) is None
-    assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8)).wait(300) == "finished"
+    assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin")).wait(300) == "finished"
 
 
 @pytest.mark.slow
 def test_killing_the_supervisor_takes_the_trainer_with_it(tiny_cache, tmp_path):
-    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, batch_size=4))
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, batch_size=4, trainer="twin"))
     wait_for_event(job, "batch")
     trainer = int((job.folder / "trainer.pid").read_text())
     os.kill(job.pid(), signal.SIGKILL)
@@ -213,7 +213,7 @@ def test_predicting_while_a_job_trains(trained, tiny_cache, tmp_path, demo_datas
     from har.inference import Predictor
 
     run, _, models_dir = trained
-    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, patience=30, batch_size=4))
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, patience=30, batch_size=4, trainer="twin"))
     try:
         predictor = Predictor.from_run(run, models_dir)
         clips = [clip.path for clip in find_clips(demo_dataset)[::32]]
@@ -254,7 +254,7 @@ def test_a_server_killed_while_its_job_trains_leaves_the_job_running_and_a_new_s
     from streamlit.testing.v1 import AppTest
 
     code = (f"from har import jobs; from har.config import Config; "
-            f"job = jobs.start({str(tiny_cache)!r}, ['convlstm'], {str(tmp_path)!r}, config=Config(epochs=30, batch_size=4)); "
+            f"job = jobs.start({str(tiny_cache)!r}, ['convlstm'], {str(tmp_path)!r}, config=Config(epochs=30, batch_size=4, trainer='twin')); "
             "print(job.id, flush=True); import time; time.sleep(600)")  # fmt: skip
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     job_id = server.stdout.readline().strip()

@@ -16,6 +16,7 @@ from har.config import Config
 from har.runs import find_run, list_runs
 
 TINY = Config(epochs=2, batch_size=8)
+FAST = TINY.replace(trainer="twin")  # for tests of job mechanics, not of the trainer: har's faster twin
 pytestmark = pytest.mark.slow  # every test here trains for real
 
 
@@ -92,20 +93,20 @@ def test_runs_are_only_loaded_from_inside_the_models_dir(trained, tmp_path):
 
 
 def test_a_job_reports_events_and_refuses_a_second_job(tiny_cache, tmp_path):
-    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=TINY)
+    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=FAST)
     with pytest.raises(jobs.JobBusy, match=job.id):
-        jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY)
+        jobs.start(tiny_cache, ["lrcn"], tmp_path, config=FAST)
     assert jobs.current(tmp_path).id == job.id  # a new caller re-attaches
     assert job.wait(300) == "finished"
     kinds = [event["event"] for event in job.events()]
     assert kinds.count("started") == 2 and kinds.count("finished") == 2 and kinds[-1] == "job_finished"
     assert [run.status for run in list_runs(tmp_path)] == ["finished", "finished"]
     assert jobs.current(tmp_path) is None
-    assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY).wait(300) == "finished"  # the lock was released
+    assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=FAST).wait(300) == "finished"  # the lock was released
 
 
 def test_cancel_saves_a_cancelled_run_and_frees_the_lock(tiny_cache, tmp_path):
-    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4))
+    job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4, trainer="twin"))
     wait_for(job, "batch")
     job.cancel()
     assert job.wait(120) == "cancelled"
@@ -120,7 +121,7 @@ def test_kill_9_loses_no_earlier_run_leaves_no_lock_and_the_job_resumes(tiny_cac
 
     first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY)
     assert first.wait(300) == "finished"
-    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=4, batch_size=8))
+    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=4, batch_size=8, trainer="twin"))
     wait_for(job, "epoch")  # the training state of epoch 1 is saved before its event
     os.kill(job.pid(), signal.SIGKILL)
     assert job.wait(30) == "killed"
@@ -208,7 +209,7 @@ def wait_for_epoch(job, epoch, timeout=300):
 
 
 def test_a_cancelled_job_resumed_to_the_end_reads_finished(tiny_cache, tmp_path):
-    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=3, batch_size=8))
+    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=3, batch_size=8, trainer="twin"))
     wait_for_epoch(job, 1)
     job.cancel()
     assert job.wait(120) == "cancelled"
@@ -225,7 +226,7 @@ def test_a_cancelled_job_resumed_to_the_end_reads_finished(tiny_cache, tmp_path)
 def test_several_seeds_train_one_run_per_seed_and_model(tiny_cache, tmp_path):
     from har.evaluation import compare
 
-    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8), seeds=[27, 28])
+    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin"), seeds=[27, 28])
     assert job.wait(300) == "finished"
     runs = {run.id: run for run in list_runs(tmp_path)}
     assert set(runs) == {f"{job.id}-lrcn-seed27", f"{job.id}-lrcn-seed28"}
