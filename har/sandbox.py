@@ -13,6 +13,7 @@ uploading at once then hold a few children's memory, not twenty, and on a small 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -30,7 +31,17 @@ _context = _child_main.context("forkserver")
 _context.set_forkserver_preload(["har.video", "har.sandbox"])
 
 
-_slots = threading.BoundedSemaphore(max(1, int(os.environ.get("HAR_WORKERS", 0)) or max(2, os.cpu_count() or 1)))
+def _worker_count() -> int:
+    default = max(2, os.cpu_count() or 1)
+    value = os.environ.get("HAR_WORKERS", "")
+    if value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    if value:
+        logging.getLogger(__name__).warning("HAR_WORKERS=%r is not a positive whole number; using %d", value, default)
+    return default
+
+
+_slots = threading.BoundedSemaphore(_worker_count())
 
 
 @contextlib.contextmanager

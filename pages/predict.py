@@ -148,7 +148,11 @@ def admit(allowance: access.UploadAllowance, upload_id: str | None, size: int) -
 def show_clip(name: str, data: bytes, upload_id: str | None, runs, predictors, order: list[str]) -> None:
     st.divider()
     st.subheader(name)
-    allowance, scratch = upload_guards(str(data_dir / ".scratch"))
+    try:
+        allowance, scratch = upload_guards(str(data_dir / ".scratch"))
+    except ValueError as error:  # the owner's HAR_UPLOADS... settings (not cached: a fixed setting works)
+        st.error(str(error))
+        return
     refused = admit(allowance, upload_id, len(data))
     if refused:
         st.error(f"{name}: {refused}")
