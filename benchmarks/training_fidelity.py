@@ -8,7 +8,7 @@ Run from the repository root (about 40 minutes on 2 cores for the defaults):
 On a demo dataset in UCF50's layout (4 classes x 25 groups x 2 clips by default: 200 clips, as in issue 9),
 20 frames of 64x64, the report's recipe (Adam, batch size 4, up to 30 epochs, early stopping with patience 5,
 its random split): for each model and seed, `har.training.train_run` once with the plain Keras model
-(`twin=False`: `model.fit` on the report's layers) and once as `har train` runs it (the weight-sharing twin),
+(`trainer="plain"`: `model.fit` on the report's layers) and once as `har train` runs it (the weight-sharing twin),
 each in a fresh process. The table gives test accuracy (mean, sd, min), runs at chance (`har.chance`),
 epochs run, and for each seed whether the two runs ended on the same epoch with the same test accuracy. It
 also times both, so the twin's speed-up is measured at equal fidelity. Results are written after every run,
@@ -36,7 +36,7 @@ import json, sys, tempfile
 from har.config import Config
 from har.training import train_run
 with tempfile.TemporaryDirectory() as models_dir:
-    run = train_run(CACHE, MODEL, models_dir, config=Config(seed=SEED), run_id="fidelity", twin=TWIN)
+    run = train_run(CACHE, MODEL, models_dir, config=Config(seed=SEED, trainer=TRAINER), run_id="fidelity")
     metadata = json.loads((run / "metadata.json").read_text())
 print(json.dumps({key: metadata.get(key) for key in ("status", "test", "epochs_run", "best_epoch", "at_chance",
                   "training_seconds", "split", "history")}))
@@ -68,7 +68,7 @@ def main() -> None:
                 if (model, seed, network) in done:
                     continue
                 code = textwrap.dedent(ONE_RUN).replace("CACHE", repr(str(cache))).replace("MODEL", repr(model))
-                code = code.replace("SEED", str(seed)).replace("TWIN", str(network == "twin"))
+                code = code.replace("SEED", str(seed)).replace("TRAINER", repr(network))
                 finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
                 if finished.returncode != 0:
                     sys.exit(f"{model} seed {seed} {network} failed:\n{finished.stderr[-3000:]}")

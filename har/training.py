@@ -327,22 +327,21 @@ def train_run(
     backup_dir: str | Path | None = None,
     distribute: str | None = None,
     mixed_precision: bool = False,
-    twin: bool | None = None,
 ) -> Path:
     """Trains `model_name` on the cache and saves the run; returns the run folder.
 
     The run's classes, sequence length and image size come from the cache; everything else from `config`.
     A cancelled or failed run is saved too, with its events and reason but no model. With `backup_dir`, an
     interrupted run resumes from its last finished epoch and goes on as if it had never stopped
-    (`TrainingState`). `twin=False` (default: `config.trainer == "plain"`) fits the plain Keras model, the
-    report's way: the same steps, slower (benchmarks/training_fidelity.py compares the two).
+    (`TrainingState`). `config.trainer` says how: "plain" fits the report's Keras model with `model.fit`;
+    "twin" fits har's weight-sharing twin, the same steps to float rounding, faster
+    (benchmarks/training_fidelity.py compares the two).
     """
     cache = load_cache(cache_path)
     config = (config or Config()).replace(
         classes=cache.class_names, sequence_length=cache.sequence_length, image_size=cache.image_size
     )
-    if twin is None:
-        twin = config.trainer == "twin"
+    twin = config.trainer == "twin"
     models_dir = Path(models_dir)
     events: list[dict] = []
 
