@@ -38,8 +38,10 @@ from har.training import train_run
 with tempfile.TemporaryDirectory() as models_dir:
     run = train_run(CACHE, MODEL, models_dir, config=Config(seed=SEED, trainer=TRAINER), run_id="fidelity")
     metadata = json.loads((run / "metadata.json").read_text())
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+metadata["epoch_seconds"] = [event["seconds"] for event in events if event["event"] == "epoch"]
 print(json.dumps({key: metadata.get(key) for key in ("status", "test", "epochs_run", "best_epoch", "at_chance",
-                  "training_seconds", "split", "history")}))
+                  "training_seconds", "epoch_seconds", "split", "history")}))
 """
 
 
@@ -93,8 +95,10 @@ def summarise(runs: list[dict]) -> list[dict]:
                 continue
             accuracies = [run["test"]["accuracy"] for run in chosen]
             epochs = [run["epochs_run"] for run in chosen]
-            # samples/s over the whole fit, validation and evaluation included, like a user's wait
-            seconds_per_epoch = [run["training_seconds"] / run["epochs_run"] for run in chosen]
+            # Each epoch's own time (training and validation), so an epoch slowed by another job is one outlier
+            # of many; runs from before epoch times were kept count as their mean epoch.
+            seconds_per_epoch = [seconds for run in chosen
+                                 for seconds in run.get("epoch_seconds") or [run["training_seconds"] / run["epochs_run"]]]  # fmt: skip
             pairs[network] = {run["seed"]: run for run in chosen}
             rows.append({
                 "model": model, "network": network, "seeds": [run["seed"] for run in chosen],

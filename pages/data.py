@@ -74,7 +74,9 @@ if owner_only("Building a frame cache"):
     candidates = [data_dir / "demo", data_dir / "UCF50"]
     datasets = [str(path) for path in candidates if path.is_dir()]
     other = [] if public else ["Other folder or archive..."]
-    source = st.selectbox("Dataset", datasets + other, index=0) if datasets + other else None
+    source = (st.selectbox("Dataset", datasets + other, index=0,
+                           format_func=lambda choice: Path(choice).name if choice in datasets else choice)
+              if datasets + other else None)  # fmt: skip
     if source == "Other folder or archive...":
         source = st.text_input("Path", "")
     available = []

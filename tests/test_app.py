@@ -77,6 +77,9 @@ def test_data_page_shows_counts_and_a_strip_per_class(ready):
     assert_clean(app)
     assert len(app.dataframe) == 1
     assert app.dataframe[0].value["clips"].to_dict() == {"HorseRace": 32, "Swing": 32, "TaiChi": 32, "WalkingWithDog": 32}
+    (datasets,) = [box for box in app.selectbox if box.label == "Dataset"]
+    assert datasets.options == ["demo", "Other folder or archive..."]  # the folder's name, not the server's path
+    assert datasets.value == str(ready / "data" / "demo")
 
 
 def upload(app: AppTest, path: Path) -> AppTest:
