@@ -153,22 +153,22 @@ KILL_POINTS = [
 
 
 @pytest.mark.slow
-def test_kill_9_at_every_stage_never_loses_a_run_or_leaves_the_lock(tiny_cache, tmp_path):
+def test_kill_9_at_every_stage_never_loses_a_run_or_leaves_the_lock(trained, tiny_cache, tmp_path):
     from har.inference import Predictor
 
-    first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin"))
-    assert first.wait(300) == "finished"
-    saved = f"{first.id}-lrcn"
+    saved = trained[0].name
+    shutil.copytree(trained[0], tmp_path / saved)  # an earlier run that no kill may touch
     before = (tmp_path / saved / "model.keras").read_bytes()
     for kind, model, survivors in KILL_POINTS:
-        job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=3, batch_size=8, trainer="twin"))
+        job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=2, batch_size=8, trainer="twin"))
         wait_for_event(job, kind, model)
         os.kill(job.pid(), signal.SIGKILL)
         assert job.wait(60) == "killed", (kind, model)
-        assert jobs.current(tmp_path) is None
+        assert jobs.current(tmp_path) is None  # the lock went with the job
         runs = {run.id: run.status for run in list_runs(tmp_path) if run.id.startswith(job.id)}
         expected = {f"{job.id}-{name}": status for name, status in survivors.items()} | {f"{job.id}-{model}": "failed"}
         assert runs == expected, (kind, model)
+        assert not (tmp_path / f"{job.id}-{model}").exists()  # failed from the job's events: no half-written run
         assert {run.id: run.status for run in list_runs(tmp_path)}[saved] == "finished"
     assert (tmp_path / saved / "model.keras").read_bytes() == before
     Predictor.from_run(saved, tmp_path)

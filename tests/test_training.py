@@ -116,27 +116,6 @@ def test_cancel_saves_a_cancelled_run_and_frees_the_lock(tiny_cache, tmp_path):
     assert jobs.current(tmp_path) is None
 
 
-def test_kill_9_loses_no_earlier_run_leaves_no_lock_and_the_job_resumes(tiny_cache, tmp_path, trained):
-    from har.inference import Predictor
-
-    first = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=TINY)
-    assert first.wait(300) == "finished"
-    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=4, batch_size=8, trainer="twin"))
-    wait_for(job, "epoch")  # the training state of epoch 1 is saved before its event
-    os.kill(job.pid(), signal.SIGKILL)
-    assert job.wait(30) == "killed"
-    statuses = {run.id: run.status for run in list_runs(tmp_path)}
-    assert statuses == {f"{first.id}-lrcn": "finished", f"{job.id}-convlstm": "failed"}
-    assert not (tmp_path / f"{job.id}-convlstm").exists()
-    Predictor.from_run(f"{first.id}-lrcn", tmp_path)  # the earlier run still loads
-
-    resumed = jobs.resume(tmp_path, job.id)  # the lock was free
-    assert resumed.wait(300) == "finished"
-    epochs_after_resume = [e["epoch"] for e in resumed.events() if e["event"] == "epoch"]
-    assert epochs_after_resume.count(1) == 1 and epochs_after_resume[-1] == 4  # epoch 1 was not run again
-    assert find_run(tmp_path, f"{job.id}-convlstm").status == "finished"
-
-
 def test_har_training_follows_the_plain_model_fit_run_for_the_same_seed(tiny_cache, tmp_path):
     """The trainer's twin and the report's plain `model.fit`, same seed and recipe: the same epochs, losses and
     weights, to float rounding (the twin fuses and reorders sums, nothing else)."""
