@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, env: dict, log_name: str = "server.log"):
+def streamlit_server(home: Path, env: dict, log_name: str):
     """`streamlit run` of the app on a free port, as the README starts it; yields (url, process)."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -76,6 +76,10 @@ def streamlit_server(home: Path, env: dict, log_name: str = "server.log"):
         log.close()
 
 
+def server_log(module) -> str:
+    return f"{module.__name__.rsplit('.', 1)[-1].removeprefix('test_')}-server.log"
+
+
 def demo_home(home: Path, trained_run: Path) -> dict:
     """A fresh home after the README's start command (a smaller demo, to keep the suite short) plus one run."""
     env = {**os.environ, "HAR_DATA_DIR": str(home / "data"), "HAR_MODELS_DIR": str(home / "models")}
@@ -86,11 +90,14 @@ def demo_home(home: Path, trained_run: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, trained):
-    """A fresh home after the README's start command, and a second run to choose between on Compare."""
+def server(request, tmp_path_factory, trained):
+    """A fresh home after the README's start command, and a second run to choose between on Compare.
+
+    Each test module that uses it gets its own server, with its own terminal log (the modules may run at once).
+    """
     home = tmp_path_factory.mktemp("home")
     env = demo_home(home, trained[0])
-    with streamlit_server(home, env) as (url, _):
+    with streamlit_server(home, env, log_name=server_log(request.module)) as (url, _):
         yield url, home
 
 
@@ -234,6 +241,6 @@ def test_compare_chosen_runs(server, page, trained):
 
 
 def test_the_server_terminal_stays_clean(server):
-    lines = (ARTIFACTS / "server.log").read_text().splitlines()
+    lines = (ARTIFACTS / server_log(sys.modules[__name__])).read_text().splitlines()
     noisy = [line for line in lines if any(pattern in line for pattern in NOISE)]
     assert not noisy, "\n".join(noisy[:20])
