@@ -6,7 +6,8 @@ Run from the repository root (about 4 minutes on 2 cores):
 
 On the built-in demo dataset (generated if missing), 20 frames of 64x64, the report's hyperparameters:
   * training samples/s: the report's `model.fit(float32 arrays, batch_size=4, validation_split=0.2)` against
-    `har.training.train_run` (what `har train` runs), each in a fresh process, `--rounds` processes per side
+    `har.training.train_run` with the twin (what `har train --fast` runs; plain `har train` is the report's
+    `model.fit` and as fast), each in a fresh process, `--rounds` processes per side
     interleaved, each timing `--epochs` epochs (validation included) after a warm-up epoch; the fastest epoch
     of each side gives the ratio, and the ratio of medians is printed beside it;
   * model-call latency for one clip: `model.predict` against `Predictor.predict_frames`;
@@ -50,14 +51,14 @@ model.fit(x, y, batch_size=4, epochs=1 + EPOCHS, shuffle=True, validation_split=
 print(json.dumps({"epoch_seconds": timer.seconds[1:], "train_clips": len(split.train)}))
 """
 
-# har's own trainer, as `har train` runs it; epoch seconds come from its progress events.
+# har's fast trainer, as `har train --fast` runs it; epoch seconds come from its progress events.
 TRAIN_HAR = """
 import json, tempfile
 from har.config import Config
 from har.training import train_run
 events = []
 with tempfile.TemporaryDirectory() as models_dir:
-    train_run(CACHE, MODEL, models_dir, config=Config(epochs=1 + EPOCHS), run_id="benchmark", emit=events.append)
+    train_run(CACHE, MODEL, models_dir, config=Config(epochs=1 + EPOCHS, trainer="twin"), run_id="benchmark", emit=events.append)
 started = next(event for event in events if event["event"] == "started")
 print(json.dumps({"epoch_seconds": [event["seconds"] for event in events if event["event"] == "epoch"][1:],
                   "train_clips": started["train_clips"]}))

@@ -222,15 +222,20 @@ def _seed_states(network: keras.Model) -> list:
     return [variable for variable in network.variables if "seed_generator_state" in variable.path]
 
 
-def configure_devices() -> str:
-    """Lets GPUs grow their memory (so the app and a job can share one) and names the device used."""
+def configure_devices(*, ops_side_by_side: bool = False) -> str:
+    """Lets GPUs grow their memory (so the app and a job can share one) and names the device used.
+
+    `ops_side_by_side` (the twin only): on a few CPU cores, one thread per op and independent ops side by side.
+    The plain trainer keeps TensorFlow's threading, because splitting an op's sums across other threads rounds
+    them differently and `har train` must be the very run that `model.fit` gives (tests/test_training.py).
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
         cores = os.cpu_count() or 1
-        if not gpus and cores <= SMALL_CPU_CORES:
+        if ops_side_by_side and not gpus and cores <= SMALL_CPU_CORES:
             try:
                 # On a few cores, running independent small ops side by side beats splitting each op across
                 # the cores: ConvLSTM training ~15% faster, LRCN ~5% slower on 2 cores (benchmarks/).
@@ -352,7 +357,7 @@ def train_run(
 
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
-    device = configure_devices()
+    device = configure_devices(ops_side_by_side=twin)
     if mixed_precision:
         if not has_gpu():
             # TensorFlow's CPU kernels lack float16 for some layers (MaxPool3D) and would be slower anyway.

@@ -349,25 +349,52 @@ def test_mixed_precision_without_a_gpu_is_refused_with_a_message(tiny_cache, tmp
     assert not any(tmp_path.iterdir())  # nothing half-made
 
 
-def test_the_same_seed_trains_the_same_model_twice(tiny_cache, tmp_path):
-    """Seed 27 fixes the split, the initial weights, the shuffling and every dropout mask."""
-    code = f"""
+def test_har_train_is_the_very_run_that_the_reports_model_fit_gives(tiny_cache, tmp_path):
+    """`har train` (the default, plain trainer) and the report's way written out by hand, each in a fresh process
+    with TensorFlow's own settings: seed 27 fixes the split, the initial weights, the shuffling and every dropout
+    mask, so the two runs end with the same history and the same weights, bit for bit."""
+    config = "Config(epochs=2, batch_size=8, patience=1)"
+    by_har = f"""
         import json, sys
-        import numpy as np
         from har.config import Config
         from har.training import train_run
-        run = train_run({str(tiny_cache)!r}, "convlstm", sys.argv[1], config=Config(epochs=2, batch_size=8), run_id="seeded")
+        run = train_run({str(tiny_cache)!r}, "convlstm", sys.argv[1], config={config}, run_id="seeded")
         print(json.dumps(json.loads((run / "metadata.json").read_text())["history"]))
         """
+    by_hand = f"""
+        import json, sys
+        import keras
+        from har.config import Config
+        from har.datasets import load_cache, make_split
+        from har.models import build_model
+        from har.training import FrameBatches
+        config, cache = {config}, load_cache({str(tiny_cache)!r})
+        keras.utils.set_random_seed(config.seed)
+        split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
+                           validation_fraction=config.validation_fraction, seed=config.seed)
+        model = build_model("convlstm", num_classes=4, sequence_length=cache.sequence_length, image_size=cache.image_size)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(FrameBatches(cache, split.train, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+                            validation_data=FrameBatches(cache, split.validation, batch_size=config.batch_size,
+                                                         shuffle=False, seed=config.seed),
+                            epochs=config.epochs, shuffle=False, verbose=0,
+                            callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                                     restore_best_weights=True)])
+        model.save(sys.argv[1] + "/seeded/model.keras")
+        print(json.dumps(history.history))
+        """
     histories = []
-    for attempt in range(2):
-        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / str(attempt))],
+    for name, code in (("har", by_har), ("hand", by_hand)):
+        if name == "hand":
+            (tmp_path / name / "seeded").mkdir(parents=True)
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / name)],
                              capture_output=True, text=True, timeout=600)  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         histories.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert histories[0] == histories[1]
     import keras
 
-    first, second = (keras.saving.load_model(tmp_path / str(i) / "seeded" / "model.keras") for i in range(2))
+    first, second = (keras.saving.load_model(tmp_path / name / "seeded" / "model.keras") for name in ("har", "hand"))
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
