@@ -193,9 +193,12 @@ def test_twenty_visitors_upload_at_once(public_server, browser):
     measured = {"tabs": TABS, "answered_in_s": round(answered_in, 1), "pss_before_mb": round(before / 2**20),
                 "pss_peak_mb": round(max(peak) / 2**20), "pss_after_mb": round(after / 2**20)}  # fmt: skip
     (ARTIFACTS / "public-twenty-tabs.json").write_text(json.dumps(measured, indent=1) + "\n")
-    # Bounded: what 20 sessions add is their uploads, frames and previews (a few MB each) and a few worker
-    # children at a time (har.sandbox's slots), not a child, a model or a TensorFlow runtime per session.
-    assert max(peak) - before < 1024 * 2**20, measured
+    # Bounded: what 20 sessions add is their uploads, frames and previews (a few MB each), a few worker children at
+    # a time (har.sandbox's slots) and the working memory of the sessions answered at once, not a child, a model
+    # or a TensorFlow runtime per session (20 of those would take many GB). The peak grows when the CPU is short
+    # and more sessions are in flight together: +473 MB with the suite in one process, +622 and +1,111 MB with
+    # the second test process busy beside it; 2 GiB leaves room for that and still catches a runtime per session.
+    assert max(peak) - before < 2048 * 2**20, measured
     leftovers = [path for path in (home / "tmp").rglob("*") if path.is_file()]
     leftovers += [path for path in (home / "data" / ".scratch").rglob("*") if path.is_file()]
     assert leftovers == [], leftovers  # uploads, decoded frames and previews were all removed
