@@ -363,6 +363,7 @@ def test_har_train_is_the_very_run_that_the_reports_model_fit_gives(tiny_cache, 
         """
     by_hand = f"""
         import json, sys
+        from pathlib import Path
         import keras
         from har.config import Config
         from har.datasets import load_cache, make_split
@@ -372,7 +373,8 @@ def test_har_train_is_the_very_run_that_the_reports_model_fit_gives(tiny_cache, 
         keras.utils.set_random_seed(config.seed)
         split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
                            validation_fraction=config.validation_fraction, seed=config.seed)
-        model = build_model("convlstm", num_classes=4, sequence_length=cache.sequence_length, image_size=cache.image_size)
+        model = build_model("convlstm", num_classes=len(cache.class_names), sequence_length=cache.sequence_length,
+                            image_size=cache.image_size)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
                       loss="categorical_crossentropy", metrics=["accuracy"])
         history = model.fit(FrameBatches(cache, split.train, batch_size=config.batch_size, shuffle=True, seed=config.seed),
@@ -381,13 +383,12 @@ def test_har_train_is_the_very_run_that_the_reports_model_fit_gives(tiny_cache, 
                             epochs=config.epochs, shuffle=False, verbose=0,
                             callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
                                                                      restore_best_weights=True)])
-        model.save(sys.argv[1] + "/seeded/model.keras")
+        (Path(sys.argv[1]) / "seeded").mkdir(parents=True)
+        model.save(Path(sys.argv[1]) / "seeded" / "model.keras")
         print(json.dumps(history.history))
         """
     histories = []
     for name, code in (("har", by_har), ("hand", by_hand)):
-        if name == "hand":
-            (tmp_path / name / "seeded").mkdir(parents=True)
         out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / name)],
                              capture_output=True, text=True, timeout=600)  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
