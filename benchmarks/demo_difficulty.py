@@ -63,11 +63,18 @@ def summarise(runs: list[dict]) -> dict:
     summary: dict = {}
     for run in runs:
         summary.setdefault(run["split"], {}).setdefault(run["model"], []).append(run["test_accuracy"])
-    return {split: {model: {"mean": round(float(np.mean(values)), 4),
-                            "sd": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None,
-                            "n": len(values), "accuracies": values}
-                    for model, values in models.items()}
-            for split, models in summary.items()}  # fmt: skip
+    return {
+        split: {
+            model: {
+                "mean": round(float(np.mean(values)), 4),
+                "sd": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None,
+                "n": len(values),
+                "accuracies": values,
+            }
+            for model, values in models.items()
+        }
+        for split, models in summary.items()
+    }
 
 
 def table(summary: dict, models: list[str], splits: list[str]) -> str:
@@ -104,8 +111,12 @@ def main() -> None:
     from har.datasets import build_cache, generate_demo
 
     work = Path(args.work_dir)
-    settings = {"groups": args.groups, "clips_per_group": args.clips_per_group,
-                "sequence_length": args.sequence_length, "image_size": args.image_size}  # fmt: skip
+    settings = {
+        "groups": args.groups,
+        "clips_per_group": args.clips_per_group,
+        "sequence_length": args.sequence_length,
+        "image_size": args.image_size,
+    }
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     if results.get("settings") != settings:
@@ -117,8 +128,12 @@ def main() -> None:
         generate_demo(demo, groups=args.groups, clips_per_group=args.clips_per_group)
         results["generate_seconds"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    cache = build_cache(demo, work / f"cache-{demo.name}-T{args.sequence_length}-S{args.image_size}",
-                        sequence_length=args.sequence_length, image_size=args.image_size)  # fmt: skip
+    cache = build_cache(
+        demo,
+        work / f"cache-{demo.name}-T{args.sequence_length}-S{args.image_size}",
+        sequence_length=args.sequence_length,
+        image_size=args.image_size,
+    )
     results.setdefault("cache_seconds", round(time.perf_counter() - started, 2))
     results["cpu_count"] = os.cpu_count()
     print(f"demo: {results['generate_seconds']} s to generate, cache {results['cache_seconds']} s", flush=True)
@@ -128,16 +143,23 @@ def main() -> None:
             for model in models:
                 if any((r["seed"], r["split"], r["model"]) == (seed, split, model) for r in results["runs"]):
                     continue
-                measured = in_fresh_process(TRAIN, CACHE=str(cache), MODEL=model, SEED=seed, SPLIT=split,
-                                            RUNS_DIR=str(work / "models"))  # fmt: skip
+                measured = in_fresh_process(
+                    TRAIN, CACHE=str(cache), MODEL=model, SEED=seed, SPLIT=split, RUNS_DIR=str(work / "models")
+                )
                 if measured["status"] != "finished":
                     raise RuntimeError(f"{model} {split} seed {seed}: {measured['status']}: {measured['reason']}")
-                run = {"seed": seed, "split": split, "model": model,
-                       "test_accuracy": round(measured["test"]["accuracy"], 4),
-                       "epochs_run": measured["epochs_run"], "best_epoch": measured["best_epoch"],
-                       "training_seconds": measured["training_seconds"], "clips": measured["split"],
-                       "at_chance": measured["at_chance"],
-                       "device": measured["device"]}  # fmt: skip
+                run = {
+                    "seed": seed,
+                    "split": split,
+                    "model": model,
+                    "test_accuracy": round(measured["test"]["accuracy"], 4),
+                    "epochs_run": measured["epochs_run"],
+                    "best_epoch": measured["best_epoch"],
+                    "training_seconds": measured["training_seconds"],
+                    "clips": measured["split"],
+                    "at_chance": measured["at_chance"],
+                    "device": measured["device"],
+                }
                 results["runs"].append(run)
                 results["summary"] = summarise(results["runs"])
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,9 +176,17 @@ def model_differences(runs: list[dict]) -> list[dict]:
     """LRCN - ConvLSTM per split, with `har compare`'s bootstrap over seeds (`har.evaluation.differences`)."""
     from har.evaluation import differences
 
-    groups = [{"model": model, "split": split, "n": entry["n"], "accuracies": entry["accuracies"],
-               "accuracy_mean": entry["mean"]}
-              for split, by_model in summarise(runs).items() for model, entry in by_model.items()]  # fmt: skip
+    groups = [
+        {
+            "model": model,
+            "split": split,
+            "n": entry["n"],
+            "accuracies": entry["accuracies"],
+            "accuracy_mean": entry["mean"],
+        }
+        for split, by_model in summarise(runs).items()
+        for model, entry in by_model.items()
+    ]
     return differences(groups)
 
 

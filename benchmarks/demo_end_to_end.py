@@ -46,19 +46,30 @@ def main() -> None:
         for name in ("HAR_DATA_DIR", "HAR_MODELS_DIR"):
             env.pop(name, None)
         demo = ["data", "demo", "--groups", str(args.groups), "--clips-per-group", str(args.clips_per_group)]
-        train = ["train", "--model", "both", *(["--fast"] if args.fast else []),
-                 *(["--epochs", str(args.epochs)] if args.epochs else [])]  # fmt: skip
-        results = {"commands": {"har " + " ".join(demo): timed(demo, env), "har " + " ".join(train): timed(train, env)},
-                   "cpus": os.cpu_count(), "load_average_after": os.getloadavg(),
-                   "date": time.strftime("%Y-%m-%d"), "models": runs(Path(home) / "models")}  # fmt: skip
+        train = [
+            "train",
+            "--model",
+            "both",
+            *(["--fast"] if args.fast else []),
+            *(["--epochs", str(args.epochs)] if args.epochs else []),
+        ]
+        results = {
+            "commands": {"har " + " ".join(demo): timed(demo, env), "har " + " ".join(train): timed(train, env)},
+            "cpus": os.cpu_count(),
+            "load_average_after": os.getloadavg(),
+            "date": time.strftime("%Y-%m-%d"),
+            "models": runs(Path(home) / "models"),
+        }
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     for command, seconds in results["commands"].items():
         print(f"{command}: {seconds:.0f} s ({seconds / 60:.1f} min)")
     for model, run in results["models"].items():
-        print(f"  {model}: {run['epochs_run']} epochs (best {run['best_epoch']}), median {run['epoch_seconds_median']} s "
-              f"an epoch, test accuracy {run['test_accuracy']:.3f}, {run['training_seconds']:.0f} s")  # fmt: skip
+        print(
+            f"  {model}: {run['epochs_run']} epochs (best {run['best_epoch']}), median {run['epoch_seconds_median']} s "
+            f"an epoch, test accuracy {run['test_accuracy']:.3f}, {run['training_seconds']:.0f} s"
+        )
 
 
 def runs(models_dir: Path) -> dict:
@@ -69,11 +80,16 @@ def runs(models_dir: Path) -> dict:
         events = [json.loads(line) for line in (metadata_file.parent / "events.jsonl").read_text().splitlines()]
         seconds = [event["seconds"] for event in events if event["event"] == "epoch"]
         stories[metadata["model"]] = {
-            "trainer": metadata["network"], "seed": metadata["seed"], "split": metadata["split"],
-            "epochs_run": metadata["epochs_run"], "best_epoch": metadata["best_epoch"],
-            "epoch_seconds_median": round(statistics.median(seconds), 1), "epoch_seconds": seconds,
-            "test_accuracy": metadata["test"]["accuracy"], "training_seconds": metadata["training_seconds"],
-        }  # fmt: skip
+            "trainer": metadata["network"],
+            "seed": metadata["seed"],
+            "split": metadata["split"],
+            "epochs_run": metadata["epochs_run"],
+            "best_epoch": metadata["best_epoch"],
+            "epoch_seconds_median": round(statistics.median(seconds), 1),
+            "epoch_seconds": seconds,
+            "test_accuracy": metadata["test"]["accuracy"],
+            "training_seconds": metadata["training_seconds"],
+        }
     return stories
 
 

@@ -53,12 +53,17 @@ def main() -> None:
             _write_clip(Path(folder) / f"baseline{index}.avi", [pictures[i % len(pictures)] for i in range(count)])
         baseline_seconds = time.perf_counter() - started
     results = {
-        "groups": args.groups, "clips_per_group": args.clips_per_group, "clips": len(clips),
-        "frames": sum(frame_counts), "bytes": size, "cpu_count": os.cpu_count(),
+        "groups": args.groups,
+        "clips_per_group": args.clips_per_group,
+        "clips": len(clips),
+        "frames": sum(frame_counts),
+        "bytes": size,
+        "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "generate_seconds": round(generate_seconds, 2), "encode_only_seconds": round(baseline_seconds, 2),
+        "generate_seconds": round(generate_seconds, 2),
+        "encode_only_seconds": round(baseline_seconds, 2),
         "ratio": round(generate_seconds / baseline_seconds, 2),
-    }  # fmt: skip
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results))

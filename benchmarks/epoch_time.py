@@ -69,8 +69,12 @@ def main() -> None:
         plain = fastest_epoch(build_model(name), frames, labels, args.epochs)
         keras.utils.set_random_seed(27)
         twin = fastest_epoch(fast_model(build_model(name)), frames, labels, args.epochs)
-        results[name] = {"plain_epoch_s": round(plain, 3), "har_epoch_s": round(twin, 3),
-                         "har_samples_per_s": round(args.clips / twin, 1), "speedup": round(plain / twin, 2)}  # fmt: skip
+        results[name] = {
+            "plain_epoch_s": round(plain, 3),
+            "har_epoch_s": round(twin, 3),
+            "har_samples_per_s": round(args.clips / twin, 1),
+            "speedup": round(plain / twin, 2),
+        }
         print(name, results[name], flush=True)
     print(json.dumps(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@ Run from the repository root (about 3 minutes on 2 cores):
 
     python benchmarks/explain_time.py [--repeats 10] [--out benchmarks/results/explain_time.json]
 
-On a small built-in demo dataset (8 groups x 4 clips a class, generated in a temporary folder), 20 frames of 64x64: each model is trained for
-one epoch (the weights' values do not change the cost), loaded as the app loads it, and its out-of-distribution
+On a small built-in demo dataset (8 groups x 4 clips a class, generated in a temporary folder), 20 frames of 64x64: each model is
+trained for one epoch (the weights' values do not change the cost), loaded as the app loads it, and its out-of-distribution
 reference is computed once (saved beside the run, as `har explain` does). Then, per model, a demo clip is
 decoded and explained (`Explainer.explain`: the batch of 24 variants, Grad-CAM, feature maps, OOD score)
 `--repeats` times; the median is reported beside the median of a plain prediction of the same clip
@@ -90,15 +90,21 @@ def main() -> None:
                 "ood_reference_seconds_once": round(reference_seconds, 2),
                 "target_met": explain_seconds <= TARGET_SECONDS,
             }
-            print(f"{model}: explanation {explain_seconds:.3f} s (plain prediction {predict_seconds * 1000:.1f} ms, "
-                  f"{explain_seconds / predict_seconds:.0f}x); loading {load_seconds:.1f} s, "
-                  f"OOD reference once {reference_seconds:.1f} s; target <= {TARGET_SECONDS} s: "
-                  f"{'met' if explain_seconds <= TARGET_SECONDS else 'MISSED'}")  # fmt: skip
+            print(
+                f"{model}: explanation {explain_seconds:.3f} s (plain prediction {predict_seconds * 1000:.1f} ms, "
+                f"{explain_seconds / predict_seconds:.0f}x); loading {load_seconds:.1f} s, "
+                f"OOD reference once {reference_seconds:.1f} s; target <= {TARGET_SECONDS} s: "
+                f"{'met' if explain_seconds <= TARGET_SECONDS else 'MISSED'}"
+            )
     record = {
         "results": results,
         "settings": {"sequence_length": 20, "image_size": 64, "repeats": args.repeats, "clip": clip_path.name},
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "backend": keras.backend.backend(),
-                    "keras": keras.__version__},  # fmt: skip
+        "machine": {
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+        },
         "date": time.strftime("%Y-%m-%d"),
     }
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

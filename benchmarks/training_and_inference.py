@@ -107,11 +107,12 @@ def main() -> None:
                 epochs[side] += [measured["train_clips"] / seconds for seconds in measured["epoch_seconds"]]
         report, ours = max(epochs["report"]), max(epochs["har"])  # the fastest epoch of each, as timeit does
         results[f"training_{model}"] = {
-            "report_samples_per_s": round(report, 2), "har_samples_per_s": round(ours, 2),
+            "report_samples_per_s": round(report, 2),
+            "har_samples_per_s": round(ours, 2),
             "speedup": round(ours / report, 2),
             "median_speedup": round(float(np.median(epochs["har"]) / np.median(epochs["report"])), 2),
             "epochs_samples_per_s": {side: [round(value, 1) for value in values] for side, values in epochs.items()},
-        }  # fmt: skip
+        }
 
     import keras
 
@@ -124,8 +125,16 @@ def main() -> None:
     for model_name in ("convlstm", "lrcn"):
         model = build_model(model_name)
         model.compile()
-        predictor = Predictor(model, {"run_id": "benchmark", "model": model_name, "sequence_length": 20,
-                                      "image_size": 64, "classes": ["a", "b", "c", "d"]})  # fmt: skip
+        predictor = Predictor(
+            model,
+            {
+                "run_id": "benchmark",
+                "model": model_name,
+                "sequence_length": 20,
+                "image_size": 64,
+                "classes": ["a", "b", "c", "d"],
+            },
+        )
         frames = np.zeros((20, 64, 64, 3), np.uint8)
         batch = frames[None].astype("float32") / 255
         predict = best_ms(lambda: model.predict(batch, verbose=0))
@@ -133,11 +142,13 @@ def main() -> None:
         report_clip = best_ms(lambda: model.predict(report_reader(clip)[None], verbose=0))
         har_clip = best_ms(lambda: predictor.predict_clip(clip))
         results[f"latency_{model_name}"] = {
-            "model_predict_ms": round(predict, 2), "predictor_ms": round(call, 2),
+            "model_predict_ms": round(predict, 2),
+            "predictor_ms": round(call, 2),
             "model_call_speedup": round(predict / call, 2),
-            "report_clip_ms": round(report_clip, 2), "har_clip_ms": round(har_clip, 2),
+            "report_clip_ms": round(report_clip, 2),
+            "har_clip_ms": round(har_clip, 2),
             "whole_clip_speedup": round(report_clip / har_clip, 2),
-        }  # fmt: skip
+        }
     results["backend"] = keras.backend.backend()
     for name, numbers in results.items():
         print(f"{name}: {numbers}")

@@ -74,14 +74,21 @@ def main() -> None:
                 finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
                 if finished.returncode != 0:
                     sys.exit(f"{model} seed {seed} {network} failed:\n{finished.stderr[-3000:]}")
-                run = {"model": model, "seed": seed, "network": network,
-                       **json.loads(finished.stdout.strip().splitlines()[-1])}  # fmt: skip
+                run = {
+                    "model": model,
+                    "seed": seed,
+                    "network": network,
+                    **json.loads(finished.stdout.strip().splitlines()[-1]),
+                }
                 results["runs"].append(run)
                 results["summary"] = summarise(results["runs"])
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=1))
-                print(f"{model} seed {seed} {network}: test accuracy {run['test']['accuracy']:.3f}, "
-                      f"{run['epochs_run']} epochs, {run['training_seconds']:.0f} s", flush=True)  # fmt: skip
+                print(
+                    f"{model} seed {seed} {network}: test accuracy {run['test']['accuracy']:.3f}, "
+                    f"{run['epochs_run']} epochs, {run['training_seconds']:.0f} s",
+                    flush=True,
+                )
     print_table(results["summary"])
 
 
@@ -97,21 +104,34 @@ def summarise(runs: list[dict]) -> list[dict]:
             epochs = [run["epochs_run"] for run in chosen]
             # Each epoch's own time (training and validation), so an epoch slowed by another job is one outlier
             # of many; runs from before epoch times were kept count as their mean epoch.
-            seconds_per_epoch = [seconds for run in chosen
-                                 for seconds in run.get("epoch_seconds") or [run["training_seconds"] / run["epochs_run"]]]  # fmt: skip
+            seconds_per_epoch = [
+                seconds
+                for run in chosen
+                for seconds in run.get("epoch_seconds") or [run["training_seconds"] / run["epochs_run"]]
+            ]
             pairs[network] = {run["seed"]: run for run in chosen}
-            rows.append({
-                "model": model, "network": network, "seeds": [run["seed"] for run in chosen],
-                "accuracy_mean": statistics.mean(accuracies),
-                "accuracy_sd": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
-                "accuracy_min": min(accuracies), "at_chance": sum(bool(run["at_chance"]) for run in chosen),
-                "epochs_mean": statistics.mean(epochs), "epochs": epochs,
-                "seconds_per_epoch_median": statistics.median(seconds_per_epoch),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "network": network,
+                    "seeds": [run["seed"] for run in chosen],
+                    "accuracy_mean": statistics.mean(accuracies),
+                    "accuracy_sd": statistics.stdev(accuracies) if len(accuracies) > 1 else None,
+                    "accuracy_min": min(accuracies),
+                    "at_chance": sum(bool(run["at_chance"]) for run in chosen),
+                    "epochs_mean": statistics.mean(epochs),
+                    "epochs": epochs,
+                    "seconds_per_epoch_median": statistics.median(seconds_per_epoch),
+                }
+            )
         if len(pairs) == 2:
             both = sorted(set(pairs["plain"]) & set(pairs["twin"]))
-            same = [seed for seed in both if pairs["plain"][seed]["epochs_run"] == pairs["twin"][seed]["epochs_run"]
-                    and abs(pairs["plain"][seed]["test"]["accuracy"] - pairs["twin"][seed]["test"]["accuracy"]) < 1e-6]  # fmt: skip
+            same = [
+                seed
+                for seed in both
+                if pairs["plain"][seed]["epochs_run"] == pairs["twin"][seed]["epochs_run"]
+                and abs(pairs["plain"][seed]["test"]["accuracy"] - pairs["twin"][seed]["test"]["accuracy"]) < 1e-6
+            ]
             for row in rows[-2:]:
                 row["same_run_as_plain"] = f"{len(same)} of {len(both)} seeds"
             plain, twin = rows[-2]["seconds_per_epoch_median"], rows[-1]["seconds_per_epoch_median"]
@@ -120,14 +140,18 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| model | network | seeds | test accuracy mean | sd | min | at chance | epochs (mean) | same run as plain | s/epoch | speed-up |")
+    print(
+        "| model | network | seeds | test accuracy mean | sd | min | at chance | epochs (mean) | same run as plain | s/epoch | speed-up |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         sd = f"{row['accuracy_sd']:.3f}" if row["accuracy_sd"] is not None else "-"
         speedup = f"{row['speedup_vs_plain']:.2f}x" if "speedup_vs_plain" in row else "-"
-        print(f"| {row['model']} | {row['network']} | {len(row['seeds'])} | {row['accuracy_mean']:.3f} | {sd} | "
-              f"{row['accuracy_min']:.3f} | {row['at_chance']} | {row['epochs_mean']:.1f} | "
-              f"{row.get('same_run_as_plain', '-')} | {row['seconds_per_epoch_median']:.2f} | {speedup} |")  # fmt: skip
+        print(
+            f"| {row['model']} | {row['network']} | {len(row['seeds'])} | {row['accuracy_mean']:.3f} | {sd} | "
+            f"{row['accuracy_min']:.3f} | {row['at_chance']} | {row['epochs_mean']:.1f} | "
+            f"{row.get('same_run_as_plain', '-')} | {row['seconds_per_epoch_median']:.2f} | {speedup} |"
+        )
 
 
 if __name__ == "__main__":

@@ -76,9 +76,23 @@ def synthetic_frames(count: int, width: int, height: int, seed: int):
 
 def encode(path: Path, frames, width: int, height: int, fps: int, codec: list[str]) -> Path:
     command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
-        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *codec, str(path),
-    ]  # fmt: skip
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        *codec,
+        str(path),
+    ]
     process = subprocess.Popen(command, stdin=subprocess.PIPE)
     for frame in frames:
         process.stdin.write(frame.tobytes())
@@ -109,16 +123,31 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="har-bench-"))
     formats = {
         "xvid_avi_320x240": (320, 240, 25, 150, ["-c:v", "libxvid", "-q:v", "4"], ".avi"),
-        "h264_mp4_1280x720": (1280, 720, 30, 300, ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"], ".mp4"),
-    }  # fmt: skip
+        "h264_mp4_1280x720": (
+            1280,
+            720,
+            30,
+            300,
+            ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
+            ".mp4",
+        ),
+    }
     results = {}
     for name, (width, height, fps, count, codec, suffix) in formats.items():
         paths = [
-            str(encode(folder / f"{name}_{i}{suffix}", synthetic_frames(count, width, height, i), width, height, fps, codec))
+            str(
+                encode(
+                    folder / f"{name}_{i}{suffix}", synthetic_frames(count, width, height, i), width, height, fps, codec
+                )
+            )
             for i in range(args.clips)
         ]
         speeds = clips_per_second(
-            {"ours": lambda p: read_clip(p, SEQUENCE_LENGTH, IMAGE_SIZE), "report": report_reader, "floor": decode_only},
+            {
+                "ours": lambda p: read_clip(p, SEQUENCE_LENGTH, IMAGE_SIZE),
+                "report": report_reader,
+                "floor": decode_only,
+            },
             paths,
         )
         ours, report, floor = speeds["ours"], speeds["report"], speeds["floor"]
@@ -130,8 +159,16 @@ def main() -> None:
             "time_vs_decode_only": round(floor / ours, 3),
         }
 
-    long_clip = str(encode(folder / "long.avi", synthetic_frames(5 * 60 * 25, 320, 240, 99), 320, 240, 25,
-                           ["-c:v", "libxvid", "-q:v", "4"]))  # fmt: skip
+    long_clip = str(
+        encode(
+            folder / "long.avi",
+            synthetic_frames(5 * 60 * 25, 320, 240, 99),
+            320,
+            240,
+            25,
+            ["-c:v", "libxvid", "-q:v", "4"],
+        )
+    )
     speeds = clips_per_second(
         {
             "sequential": lambda p: decode_clip(p, SEQUENCE_LENGTH, IMAGE_SIZE, seek_min_skip=10**9),
@@ -153,10 +190,16 @@ def main() -> None:
     dataset.mkdir(parents=True)
     for i, path in enumerate(sorted(folder.glob("xvid_avi_*.avi"))):
         path.rename(dataset / f"v_Synthetic_g{i + 1:02d}_c01.avi")
-    cache = load_cache(build_cache(dataset.parent, folder / "cache", sequence_length=SEQUENCE_LENGTH, image_size=IMAGE_SIZE))
+    cache = load_cache(
+        build_cache(dataset.parent, folder / "cache", sequence_length=SEQUENCE_LENGTH, image_size=IMAGE_SIZE)
+    )
     on_disk = cache.info()["bytes_on_disk"]
     float32 = cache.frames.size * np.dtype(np.float32).itemsize
-    results["cache_bytes"] = {"uint8_cache_on_disk": on_disk, "float32_arrays": float32, "ratio": round(on_disk / float32, 3)}
+    results["cache_bytes"] = {
+        "uint8_cache_on_disk": on_disk,
+        "float32_arrays": float32,
+        "ratio": round(on_disk / float32, 3),
+    }
 
     for name, numbers in results.items():
         print(f"{name}: " + ", ".join(f"{key}={value}" for key, value in numbers.items()))

@@ -19,8 +19,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 OWNER_ACTIONS = "getting datasets, building caches, training, cancelling, deleting or importing runs"
 
@@ -46,8 +46,10 @@ def is_owner(token: str | None) -> bool:
 def refusal() -> str:
     """What a visitor is told when they reach for an owner action."""
     if not owner_token_configured():
-        return (f"This is a public copy of HAR Studio: {OWNER_ACTIONS} are switched off here (no owner token is "
-                "set). Run it on your own machine to do them.")  # fmt: skip
+        return (
+            f"This is a public copy of HAR Studio: {OWNER_ACTIONS} are switched off here (no owner token is "
+            "set). Run it on your own machine to do them."
+        )
     return f"Owner only: {OWNER_ACTIONS} need the owner token, entered in the sidebar."
 
 
@@ -72,8 +74,14 @@ class UploadAllowance:
     Thread-safe, to be shared by every session of one server.
     """
 
-    def __init__(self, *, uploads: int = 20, megabytes: float = 400, window_seconds: float = 60,
-                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        uploads: int = 20,
+        megabytes: float = 400,
+        window_seconds: float = 60,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.uploads, self.bytes, self.window, self.clock = uploads, int(megabytes * 1e6), window_seconds, clock
         self._seen: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
@@ -83,11 +91,15 @@ class UploadAllowance:
         """The server's allowance: the defaults, or `HAR_UPLOADS` clips and `HAR_UPLOAD_MB` MB per
         `HAR_UPLOAD_WINDOW_SECONDS`, for an owner who wants a looser or stricter ration."""
         try:
-            return cls(uploads=int(os.environ.get("HAR_UPLOADS", 20)),
-                       megabytes=float(os.environ.get("HAR_UPLOAD_MB", 400)),
-                       window_seconds=float(os.environ.get("HAR_UPLOAD_WINDOW_SECONDS", 60)))  # fmt: skip
+            return cls(
+                uploads=int(os.environ.get("HAR_UPLOADS", 20)),
+                megabytes=float(os.environ.get("HAR_UPLOAD_MB", 400)),
+                window_seconds=float(os.environ.get("HAR_UPLOAD_WINDOW_SECONDS", 60)),
+            )
         except ValueError as error:
-            raise ValueError(f"HAR_UPLOADS, HAR_UPLOAD_MB and HAR_UPLOAD_WINDOW_SECONDS must be numbers: {error}")
+            raise ValueError(
+                f"HAR_UPLOADS, HAR_UPLOAD_MB and HAR_UPLOAD_WINDOW_SECONDS must be numbers: {error}"
+            ) from None
 
     def admit(self, visitor: str, size: int) -> str | None:
         """Records an upload of `size` bytes; returns None if allowed, else a one-line reason with the wait."""
@@ -100,8 +112,10 @@ class UploadAllowance:
             if len(seen) >= self.uploads or used + size > self.bytes:
                 wait = max(1, round(seen[0][0] + self.window - now)) if seen else round(self.window)
                 period = "a minute" if self.window == 60 else f"per {self.window:.0f} s"
-                return (f"Upload limit reached ({self.uploads} clips or {self.bytes / 1e6:.0f} MB {period} per "
-                        f"visitor); try again in {wait} s.")  # fmt: skip
+                return (
+                    f"Upload limit reached ({self.uploads} clips or {self.bytes / 1e6:.0f} MB {period} per "
+                    f"visitor); try again in {wait} s."
+                )
             seen.append((now, size))
             return None
 

@@ -13,9 +13,9 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 import rarfile
 
@@ -132,7 +132,9 @@ def _zip_member(info: zipfile.ZipInfo) -> Member:
 
 
 def _rar_member(info: rarfile.RarInfo) -> Member:
-    return Member(_normalise(info.filename), info.file_size, info.compress_size, info.is_file(), info.is_symlink(), info)
+    return Member(
+        _normalise(info.filename), info.file_size, info.compress_size, info.is_file(), info.is_symlink(), info
+    )
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:
@@ -176,7 +178,9 @@ def _copy_member(archive: Path, handle, member: Member, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     try:
-        source = handle.extractfile(member.handle) if isinstance(handle, tarfile.TarFile) else handle.open(member.handle)
+        source = (
+            handle.extractfile(member.handle) if isinstance(handle, tarfile.TarFile) else handle.open(member.handle)
+        )
         with source, open(partial, "wb") as sink:
             written = 0
             while chunk := source.read(1 << 20):

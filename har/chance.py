@@ -23,16 +23,22 @@ def judge(*, test_accuracy: float, test_clips: int, num_classes: int, val_losses
     correct = round(test_accuracy * test_clips)
     reasons = []
     if test_clips and _binomial_tail(correct, test_clips, chance) >= SIGNIFICANCE:
-        reasons.append(f"its test accuracy ({test_accuracy:.0%} of {test_clips} clips) is within what guessing "
-                       f"scores ({chance:.0%} for {num_classes} classes)")  # fmt: skip
+        reasons.append(
+            f"its test accuracy ({test_accuracy:.0%} of {test_clips} clips) is within what guessing "
+            f"scores ({chance:.0%} for {num_classes} classes)"
+        )
     guess_loss = math.log(num_classes)
     if val_losses and min(val_losses) > LOSS_MARGIN * guess_loss:
-        reasons.append(f"its validation loss never fell clearly below {guess_loss:.2f}, the loss of guessing "
-                       f"(lowest {min(val_losses):.2f})")  # fmt: skip
+        reasons.append(
+            f"its validation loss never fell clearly below {guess_loss:.2f}, the loss of guessing "
+            f"(lowest {min(val_losses):.2f})"
+        )
     if not reasons:
         return None
-    return (f"This run did not learn: {' and '.join(reasons)}. Early stopping may have ended it on its starting "
-            "plateau; train again with more patience or another seed (several seeds show how often it happens).")
+    return (
+        f"This run did not learn: {' and '.join(reasons)}. Early stopping may have ended it on its starting "
+        "plateau; train again with more patience or another seed (several seeds show how often it happens)."
+    )
 
 
 def _binomial_tail(correct: int, trials: int, p: float) -> float:

@@ -98,12 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_data_demo)
 
     ucf50 = data.add_parser("ucf50", help="download UCF50 (or use an archive or folder) and extract classes")
-    ucf50.add_argument("--classes", default=",".join(config_module.REPORT_CLASSES),
-                       help="comma-separated UCF50 classes, or 'all' (default: the report's four)")  # fmt: skip
+    ucf50.add_argument(
+        "--classes",
+        default=",".join(config_module.REPORT_CLASSES),
+        help="comma-separated UCF50 classes, or 'all' (default: the report's four)",
+    )
     ucf50.add_argument("--source", help="a UCF50 archive (.rar, .zip, .tar*) or extracted folder already on disk")
     ucf50.add_argument("--url", default=None, help="where to download the archive from (default: the UCF50 site)")
-    ucf50.add_argument("--insecure-tls", action="store_true", default=None,
-                       help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
+    ucf50.add_argument(
+        "--insecure-tls",
+        action="store_true",
+        default=None,
+        help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)",
+    )
     ucf50.set_defaults(handler=_data_ucf50)
 
     build = data.add_parser("build", help="decode a dataset into a uint8 frame cache")
@@ -124,41 +131,64 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the ConvLSTM, the LRCN or both as a background job")
     train.add_argument("--model", default="both", choices=(*config_module.MODEL_NAMES, "both"))
     train.add_argument("--data", help="frame cache (default: DATA_DIR/caches/demo-T20-S64)")
-    train.add_argument("--split", default=defaults.split, choices=config_module.SPLITS,
-                       help="report: random clips (the report's); group: no UCF50 group in two parts")  # fmt: skip
+    train.add_argument(
+        "--split",
+        default=defaults.split,
+        choices=config_module.SPLITS,
+        help="report: random clips (the report's); group: no UCF50 group in two parts",
+    )
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--batch-size", type=int, default=defaults.batch_size)
     train.add_argument("--patience", type=int, default=defaults.patience)
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--seed", type=int, default=defaults.seed, help=f"default: {defaults.seed}")
-    train.add_argument("--seeds", help="comma-separated seeds, one run per seed and model, e.g. 27,28,29 "
-                       "(shows how much of a result is luck)")  # fmt: skip
+    train.add_argument(
+        "--seeds",
+        help="comma-separated seeds, one run per seed and model, e.g. 27,28,29 (shows how much of a result is luck)",
+    )
     train.add_argument("--test-fraction", type=float, default=defaults.test_fraction)
     train.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
-    train.add_argument("--fast", action="store_true", help="train har's weight-sharing twin of the model instead of "
-                       "the report's model.fit: the same steps to float rounding, 1.7-4x faster on CPUs, but a whole "
-                       "run may end elsewhere than model.fit's for the same seed")  # fmt: skip
+    train.add_argument(
+        "--fast",
+        action="store_true",
+        help="train har's weight-sharing twin of the model instead of "
+        "the report's model.fit: the same steps to float rounding, 1.7-4x faster on CPUs, but a whole "
+        "run may end elsewhere than model.fit's for the same seed",
+    )
     train.add_argument("--distribute", choices=("mirrored", "multiworker"), help="train on several GPUs or hosts")
     train.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
     train.add_argument("--detach", action="store_true", help="start the job and return at once")
     train.add_argument("--resume", metavar="JOB", help="resume a killed or cancelled job instead of starting one")
     train.set_defaults(handler=_train)
 
-    reproduce = commands.add_parser("reproduce", help="the whole study as one background job: UCF50 -> cache -> "
-                                    "both models on both splits -> comparison (resumable)")  # fmt: skip
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the whole study as one background job: UCF50 -> cache -> "
+        "both models on both splits -> comparison (resumable)",
+    )
     reproduce.add_argument("--source", help="a UCF50 archive or extracted folder on disk (default: download it)")
     reproduce.add_argument("--url", help="where to download the archive from (default: the UCF50 site)")
-    reproduce.add_argument("--insecure-tls", action="store_true", default=None,
-                           help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)")  # fmt: skip
-    reproduce.add_argument("--classes", default=",".join(config_module.REPORT_CLASSES),
-                           help="comma-separated UCF50 classes, or 'all' (default: the report's four)")  # fmt: skip
+    reproduce.add_argument(
+        "--insecure-tls",
+        action="store_true",
+        default=None,
+        help="download even if the host's TLS certificate fails the check (or HAR_INSECURE_TLS=1)",
+    )
+    reproduce.add_argument(
+        "--classes",
+        default=",".join(config_module.REPORT_CLASSES),
+        help="comma-separated UCF50 classes, or 'all' (default: the report's four)",
+    )
     reproduce.add_argument("--splits", default=",".join(config_module.SPLITS), help="default: report,group")
     reproduce.add_argument("--seeds", default=str(defaults.seed), help="comma-separated seeds (default: 27)")
     reproduce.add_argument("--epochs", type=int, default=defaults.epochs)
     reproduce.add_argument("--sequence-length", type=int, default=defaults.sequence_length)
     reproduce.add_argument("--image-size", type=int, default=defaults.image_size)
-    reproduce.add_argument("--until", choices=("download", "extract", "cache"),
-                           help="stop after this stage (get the data and build the cache only)")  # fmt: skip
+    reproduce.add_argument(
+        "--until",
+        choices=("download", "extract", "cache"),
+        help="stop after this stage (get the data and build the cache only)",
+    )
     reproduce.add_argument("--json", action="store_true", help="print the final comparison as JSON")
     reproduce.add_argument("--detach", action="store_true", help="start the pipeline and return at once")
     reproduce.set_defaults(handler=_reproduce)
@@ -179,9 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="class probabilities of a clip from each run")
     predict.add_argument("clip", help="a video file")
-    predict.add_argument("--run", action="append",
-                         help="run id or folder, or a model name (lrcn, convlstm) for its latest finished run; "
-                              "repeatable (default: the latest of each model)")  # fmt: skip
+    predict.add_argument(
+        "--run",
+        action="append",
+        help="run id or folder, or a model name (lrcn, convlstm) for its latest finished run; "
+        "repeatable (default: the latest of each model)",
+    )
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=_predict)
 
@@ -194,8 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     timeline = commands.add_parser("timeline", help="sliding-window predictions over a long video")
     timeline.add_argument("video")
     timeline.add_argument("--out", required=True, help="FILE.csv or FILE.json")
-    timeline.add_argument("--run", help="run id or folder, or a model name for its latest finished run "
-                                        "(default: the latest finished LRCN, else ConvLSTM)")  # fmt: skip
+    timeline.add_argument(
+        "--run",
+        help="run id or folder, or a model name for its latest finished run "
+        "(default: the latest finished LRCN, else ConvLSTM)",
+    )
     timeline.add_argument("--window", type=float, default=4.0, help="seconds per window (default: 4)")
     timeline.add_argument("--stride", type=float, default=1.0, help="seconds between windows (default: 1)")
     timeline.set_defaults(handler=_timeline)
@@ -256,8 +292,13 @@ def _build_demo_cache(demo: Path, data_dir: Path) -> Path:
     defaults = config_module.Config()
     bar, update = _progress_bar("decoding demo clips")
     with bar:
-        return build_cache(demo, default_cache_path(data_dir, demo, defaults.sequence_length, defaults.image_size),
-                           sequence_length=defaults.sequence_length, image_size=defaults.image_size, progress=update)  # fmt: skip
+        return build_cache(
+            demo,
+            default_cache_path(data_dir, demo, defaults.sequence_length, defaults.image_size),
+            sequence_length=defaults.sequence_length,
+            image_size=defaults.image_size,
+            progress=update,
+        )
 
 
 def _data_ucf50(args) -> int:
@@ -291,9 +332,17 @@ def _data_build(args) -> int:
     extract_bar, on_extract = _progress_bar("extracting")
     decode_bar, on_decode = _progress_bar("decoding clips")
     with extract_bar, decode_bar:
-        path = prepare_cache(source, data_dir=data_dir, classes=_classes(args.classes),
-                             sequence_length=args.sequence_length, image_size=args.image_size, out=args.out,
-                             workers=args.workers, on_extract=on_extract, on_decode=on_decode)  # fmt: skip
+        path = prepare_cache(
+            source,
+            data_dir=data_dir,
+            classes=_classes(args.classes),
+            sequence_length=args.sequence_length,
+            image_size=args.image_size,
+            out=args.out,
+            workers=args.workers,
+            on_extract=on_extract,
+            on_decode=on_decode,
+        )
     info = _load_info(path)
     print(f"frame cache ready: {path} ({info['clips']} clips, {info['skipped_clips']} skipped)")
     return 0
@@ -326,10 +375,16 @@ def _train(args) -> int:
         job = jobs.resume(models_dir, args.resume)
     else:
         config = config_module.Config(
-            split=args.split, epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
-            learning_rate=args.learning_rate, seed=args.seed, test_fraction=args.test_fraction,
-            validation_fraction=args.validation_fraction, trainer="twin" if args.fast else "plain",
-        )  # fmt: skip
+            split=args.split,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=args.patience,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            test_fraction=args.test_fraction,
+            validation_fraction=args.validation_fraction,
+            trainer="twin" if args.fast else "plain",
+        )
         data_dir = config_module.data_dir(args.data_dir)
         data = Path(args.data) if args.data else data_dir / "caches" / "demo-T20-S64"
         if not args.data and not (data / "meta.json").is_file() and (data_dir / "demo").is_dir():
@@ -339,11 +394,20 @@ def _train(args) -> int:
             hint = "build one with `har data build`" if args.data else "run `har data demo` first"
             raise FileNotFoundError(f"{data}: no frame cache there; {hint}, or pass --data.")
         models = list(config_module.MODEL_NAMES) if args.model == "both" else [args.model]
-        job = jobs.start(data, models, models_dir, config=config, seeds=_seeds(args.seeds), distribute=args.distribute,
-                         mixed_precision=args.mixed_precision)  # fmt: skip
+        job = jobs.start(
+            data,
+            models,
+            models_dir,
+            config=config,
+            seeds=_seeds(args.seeds),
+            distribute=args.distribute,
+            mixed_precision=args.mixed_precision,
+        )
     seeds = f"; seeds {', '.join(map(str, job.seeds))}" if len(job.seeds) > 1 else ""
-    print(f"training job {job.id} {'resumed' if args.resume else 'started'} ({', '.join(job.models)}{seeds}); "
-          f"models dir: {models_dir}")  # fmt: skip
+    print(
+        f"training job {job.id} {'resumed' if args.resume else 'started'} ({', '.join(job.models)}{seeds}); "
+        f"models dir: {models_dir}"
+    )
     if args.detach:
         return 0
     try:
@@ -392,27 +456,37 @@ def _follow(job, seen: int | None = None) -> int:
             name = _run_label(job, event)
             if kind == "started":
                 resumed = f", resuming after epoch {event['resumed_after']}" if event.get("resumed_after") else ""
-                print(f"{name}: {event['parameters']:,} parameters on {event['device']}, {event['train_clips']} train / "
-                      f"{event['validation_clips']} validation / {event['test_clips']} test clips{resumed}")  # fmt: skip
+                print(
+                    f"{name}: {event['parameters']:,} parameters on {event['device']}, {event['train_clips']} train / "
+                    f"{event['validation_clips']} validation / {event['test_clips']} test clips{resumed}"
+                )
             elif kind == "batch":
                 if bar is None:
                     # No rate or ETA: events arrive in bursts, so tqdm's clock would show nonsense like 500000 it/s.
-                    bar = tqdm(total=event["steps"], desc=f"{name} epoch {event['epoch']}", leave=False,
-                               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps{postfix}")  # fmt: skip
+                    bar = tqdm(
+                        total=event["steps"],
+                        desc=f"{name} epoch {event['epoch']}",
+                        leave=False,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps{postfix}",
+                    )
                 bar.n = event["step"]
                 bar.set_postfix(loss=f"{event['loss']:.3f}", accuracy=f"{event['accuracy']:.3f}", refresh=True)
             elif kind == "epoch":
                 if bar is not None:
                     bar.close()
                     bar = None
-                print(f"{name} epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f} "
-                      f"accuracy {event['accuracy']:.4f} val_loss {event.get('val_loss', float('nan')):.4f} "
-                      f"val_accuracy {event.get('val_accuracy', float('nan')):.4f} ({event['seconds']:.1f} s)")  # fmt: skip
+                print(
+                    f"{name} epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f} "
+                    f"accuracy {event['accuracy']:.4f} val_loss {event.get('val_loss', float('nan')):.4f} "
+                    f"val_accuracy {event.get('val_accuracy', float('nan')):.4f} ({event['seconds']:.1f} s)"
+                )
             elif kind == "early_stop":
                 print(f"{name}: early stop at epoch {event['epoch']}, best epoch {event['best_epoch']}")
             elif kind == "finished":
-                print(f"{name}: test accuracy {event['test_accuracy']:.4f}, loss {event['test_loss']:.4f} "
-                      f"-> run {event['run']}")  # fmt: skip
+                print(
+                    f"{name}: test accuracy {event['test_accuracy']:.4f}, loss {event['test_loss']:.4f} "
+                    f"-> run {event['run']}"
+                )
                 if event.get("at_chance"):
                     print(f"har: warning: {name}: {event['at_chance_reason']}", file=sys.stderr)
             elif kind in ("failed", "job_failed"):
@@ -423,14 +497,23 @@ def _follow(job, seen: int | None = None) -> int:
                 if bar is not None:
                     bar.close()
                     bar = None
-                print(f"{event['stage']}: {'already done' if event['status'] == 'skipped' else 'started'}", file=sys.stderr)
+                print(
+                    f"{event['stage']}: {'already done' if event['status'] == 'skipped' else 'started'}",
+                    file=sys.stderr,
+                )
             elif kind == "progress":
                 if bar is None or bar.desc != event["stage"]:
                     if bar is not None:
                         bar.close()
                     bytes_ = event["stage"] == "download"
-                    bar = tqdm(total=event["total"], desc=event["stage"], leave=False, unit="B" if bytes_ else "clip",
-                               unit_scale=bytes_, unit_divisor=1024)  # fmt: skip
+                    bar = tqdm(
+                        total=event["total"],
+                        desc=event["stage"],
+                        leave=False,
+                        unit="B" if bytes_ else "clip",
+                        unit_scale=bytes_,
+                        unit_divisor=1024,
+                    )
                 bar.total, bar.n = event["total"], event["done"]
                 bar.refresh()
             elif kind == "pipeline_failed":
@@ -445,11 +528,15 @@ def _follow(job, seen: int | None = None) -> int:
         from har.pipeline import Pipeline
 
         if isinstance(job, Pipeline):
-            print(f"har: error: pipeline {job.id} stopped unexpectedly; run the same command again to continue it",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"har: error: pipeline {job.id} stopped unexpectedly; run the same command again to continue it",
+                file=sys.stderr,
+            )
         else:
-            print(f"har: error: job {job.id} stopped unexpectedly; resume it with `har train --resume {job.id}`",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"har: error: job {job.id} stopped unexpectedly; resume it with `har train --resume {job.id}`",
+                file=sys.stderr,
+            )
     return 0 if state == "finished" else 1
 
 
@@ -460,16 +547,26 @@ def _reproduce(args) -> int:
     classes = list(ucf50.UCF50_CLASSES) if args.classes.strip() == "all" else _classes(args.classes)
     seeds = _seeds(args.seeds)
     options = pipeline.Options(
-        data_dir=str(config_module.data_dir(args.data_dir)), source=args.source, url=args.url,
-        classes=classes, splits=_classes(args.splits), seeds=seeds, epochs=args.epochs,
-        sequence_length=args.sequence_length, image_size=args.image_size, until=args.until,
+        data_dir=str(config_module.data_dir(args.data_dir)),
+        source=args.source,
+        url=args.url,
+        classes=classes,
+        splits=_classes(args.splits),
+        seeds=seeds,
+        epochs=args.epochs,
+        sequence_length=args.sequence_length,
+        image_size=args.image_size,
+        until=args.until,
         insecure_tls=args.insecure_tls,
-    )  # fmt: skip
+    )
     models_dir = config_module.models_dir(args.models_dir)
     job = pipeline.start(options, models_dir)
     seen = job.first_event  # a pipeline that continues has the events of its earlier tries
-    print(f"pipeline {job.id} {'was running already' if job.attached else 'started'}: {len(job.stage_names())} "
-          f"stages, {len(job.run_ids())} runs to train; models dir: {models_dir}", file=sys.stderr)  # fmt: skip
+    print(
+        f"pipeline {job.id} {'was running already' if job.attached else 'started'}: {len(job.stage_names())} "
+        f"stages, {len(job.run_ids())} runs to train; models dir: {models_dir}",
+        file=sys.stderr,
+    )
     if args.detach:
         return 0
     try:
@@ -503,15 +600,19 @@ def _runs(args) -> int:
     if not runs:
         print("no runs yet; train with `har train`")
         return 0
-    print(f"{'run':<40} {'model':<9} {'status':<10} {'split':<7} {'seed':>5} {'epochs':>6} {'test acc':>8} {'test loss':>9}")
+    print(
+        f"{'run':<40} {'model':<9} {'status':<10} {'split':<7} {'seed':>5} {'epochs':>6} {'test acc':>8} {'test loss':>9}"
+    )
     for run in runs:
         accuracy = f"{run['test_accuracy']:.4f}" if run["test_accuracy"] is not None else "-"
         loss = f"{run['test_loss']:.4f}" if run["test_loss"] is not None else "-"
         note = run["reason"] or ("AT CHANCE: see `har evaluate`" if run["at_chance"] else "")
-        print(f"{run['id']:<40} {run['model'] or '?':<9} {run['status']:<10} {run['split'] or '-':<7} "
-              f"{run['seed'] if run['seed'] is not None else '-':>5} "
-              f"{run['epochs_run'] if run['epochs_run'] is not None else '-':>6} {accuracy:>8} {loss:>9}"
-              + (f"  ({note})" if note else ""))  # fmt: skip
+        print(
+            f"{run['id']:<40} {run['model'] or '?':<9} {run['status']:<10} {run['split'] or '-':<7} "
+            f"{run['seed'] if run['seed'] is not None else '-':>5} "
+            f"{run['epochs_run'] if run['epochs_run'] is not None else '-':>6} {accuracy:>8} {loss:>9}"
+            + (f"  ({note})" if note else "")
+        )
     return 0
 
 
@@ -528,7 +629,9 @@ def _evaluate(args) -> int:
         print(f"warning: {result['at_chance_reason']}")
     print(f"{'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'clips':>6}")
     for name, values in result["per_class"].items():
-        print(f"{name:<24} {values['precision']:>9.3f} {values['recall']:>7.3f} {values['f1']:>6.3f} {values['support']:>6}")
+        print(
+            f"{name:<24} {values['precision']:>9.3f} {values['recall']:>7.3f} {values['f1']:>6.3f} {values['support']:>6}"
+        )
     print("confusion matrix (rows: true, columns: predicted):")
     for name, row in zip(result["classes"], result["confusion_matrix"]):
         print(f"  {name:<22} " + " ".join(f"{count:>4}" for count in row))
@@ -542,22 +645,34 @@ def _compare(args) -> int:
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
-    print(f"{'':<22} {'test acc':>8} {'loss':>7} {'params':>8} {'epochs':>6} {'train s':>8} {'ms/clip':>8}  split   seed  run")
+    print(
+        f"{'':<22} {'test acc':>8} {'loss':>7} {'params':>8} {'epochs':>6} {'train s':>8} {'ms/clip':>8}  split   seed  run"
+    )
     for row in table["runs"]:
-        print(f"{row['model'] + ' (this run)':<22} {row['accuracy']:>8.4f} {row['loss']:>7.4f} {row['parameters']:>8,} "
-              f"{row['epochs_run']:>6} {row['training_seconds']:>8.1f} {row['latency_ms']:>8.1f}  {row['split']:<7} "
-              f"{row['seed'] if row['seed'] is not None else '-':>4}  {row['run_id']}" + ("  AT CHANCE" if row["at_chance"] else ""))  # fmt: skip
+        print(
+            f"{row['model'] + ' (this run)':<22} {row['accuracy']:>8.4f} {row['loss']:>7.4f} {row['parameters']:>8,} "
+            f"{row['epochs_run']:>6} {row['training_seconds']:>8.1f} {row['latency_ms']:>8.1f}  {row['split']:<7} "
+            f"{row['seed'] if row['seed'] is not None else '-':>4}  {row['run_id']}"
+            + ("  AT CHANCE" if row["at_chance"] else "")
+        )
     for name, numbers in table["report"].items():
-        print(f"{name + ' (report)':<22} {numbers['accuracy']:>8.4f} {numbers['loss']:>7.4f} {numbers['parameters']:>8,}"
-              f" {'-':>6} {'-':>8} {'-':>8}  report")  # fmt: skip
+        print(
+            f"{name + ' (report)':<22} {numbers['accuracy']:>8.4f} {numbers['loss']:>7.4f} {numbers['parameters']:>8,}"
+            f" {'-':>6} {'-':>8} {'-':>8}  report"
+        )
     for group in table["groups"]:
         spread = f" +- {group['accuracy_sd']:.4f}" if group["accuracy_sd"] is not None else ""
-        print(f"{group['model']} on the {group['split']} split: accuracy {group['accuracy_mean']:.4f}{spread} over "
-              f"{group['n']} seed{'s' if group['n'] != 1 else ''} ({', '.join(map(str, group['seeds']))})")  # fmt: skip
+        print(
+            f"{group['model']} on the {group['split']} split: accuracy {group['accuracy_mean']:.4f}{spread} over "
+            f"{group['n']} seed{'s' if group['n'] != 1 else ''} ({', '.join(map(str, group['seeds']))})"
+        )
     for difference in table["differences"]:
         print(difference["verdict"])
     for row in table["runs"]:
-        print(f"per-class F1, {row['model']} ({row['run_id']}): " + ", ".join(f"{k} {v:.3f}" for k, v in row["f1"].items()))
+        print(
+            f"per-class F1, {row['model']} ({row['run_id']}): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in row["f1"].items())
+        )
     for row in table["runs"]:
         if row["at_chance"]:
             print(f"warning: {row['run_id']}: {row['at_chance_reason']}")
@@ -584,8 +699,10 @@ def _predict(args) -> int:
 
 def _print_ood(result: dict) -> None:
     if result["out_of_distribution"]:
-        print(f"  note: this clip is unlike the training clips (OOD score {result['ood_score']:.3g} > "
-              f"{result['ood_threshold']:.3g}); do not trust the answer")  # fmt: skip
+        print(
+            f"  note: this clip is unlike the training clips (OOD score {result['ood_score']:.3g} > "
+            f"{result['ood_threshold']:.3g}); do not trust the answer"
+        )
 
 
 def _explain(args) -> int:

@@ -59,7 +59,7 @@ class Config:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r}: must be positive.")
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -68,7 +68,7 @@ class Config:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Config":
+    def from_dict(cls, values: dict) -> Config:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import http.client
 import logging
-import re
 import os
+import re
 import shutil
 import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,15 @@ def download(
         if failures >= attempts:
             raise DownloadError(f"{url}: download interrupted ({last_error}); run the same command again to resume.")
         delay = min(backoff * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-        log.warning("download of %s interrupted (%s); retrying in %.0f s (%d of %d)", url, last_error, delay,
-                    failures, attempts)  # fmt: skip
+        log.warning(
+            "download of %s interrupted (%s); retrying in %.0f s (%d of %d)", url, last_error, delay, failures, attempts
+        )
         time.sleep(delay)
     if expected_size is not None and _size(partial) != expected_size:
-        raise DownloadError(f"{partial}: holds {_size(partial):,} bytes but the file should have {expected_size:,}; "
-                            f"delete it and run the same command again.")  # fmt: skip
+        raise DownloadError(
+            f"{partial}: holds {_size(partial):,} bytes but the file should have {expected_size:,}; "
+            f"delete it and run the same command again."
+        )
     partial.replace(destination)
     return destination
 
@@ -122,8 +125,10 @@ def _opener(insecure_tls: bool) -> urllib.request.OpenerDirector:
 def _certificate_error(url: str, error: ssl.SSLCertVerificationError) -> CertificateError:
     host = urllib.parse.urlsplit(url).hostname
     cause = error.verify_message or error.reason or str(error)
-    return CertificateError(f"{host}: its TLS certificate failed verification ({cause}); if you trust this host, "
-                            f"run again with --insecure-tls (or HAR_INSECURE_TLS=1).")  # fmt: skip
+    return CertificateError(
+        f"{host}: its TLS certificate failed verification ({cause}); if you trust this host, "
+        f"run again with --insecure-tls (or HAR_INSECURE_TLS=1)."
+    )
 
 
 class _Retryable(Exception):
@@ -148,7 +153,9 @@ def _fetch(opener, url: str, partial: Path, progress, timeout: float, expected_s
         if response.status == 206:
             start = _start_from_range(response.headers.get("Content-Range"))
             if start != offset:
-                raise DownloadError(f"{url}: the server resumed at byte {start}, not {offset}; delete {partial} and retry.")
+                raise DownloadError(
+                    f"{url}: the server resumed at byte {start}, not {offset}; delete {partial} and retry."
+                )
             total = _total_from_range(response.headers.get("Content-Range"))
         else:
             offset = 0  # the server ignored the range: start over

@@ -18,7 +18,9 @@ from har.report import REPORT_RESULTS
 from har.runs import Run, find_run, latest_study
 
 
-def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None, *, latency_repeats: int = 10) -> dict:
+def evaluate(
+    run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None, *, latency_repeats: int = 10
+) -> dict:
     """Test metrics of a finished run, saved beside it as evaluation.json.
 
     Returns a dict with `model`, `accuracy` and `loss` on the test split, per-class precision, recall and F1,
@@ -44,8 +46,12 @@ def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike | None 
         predictor.predict_frames(cache.frames[split.test[i % len(split.test)]])
         latencies.append(time.perf_counter() - start)
     accuracy = float(accuracy_score(truth, predicted))
-    verdict = chance.judge(test_accuracy=accuracy, test_clips=len(split.test), num_classes=len(predictor.class_names),
-                           val_losses=(metadata.get("history") or {}).get("val_loss", []))  # fmt: skip
+    verdict = chance.judge(
+        test_accuracy=accuracy,
+        test_clips=len(split.test),
+        num_classes=len(predictor.class_names),
+        val_losses=(metadata.get("history") or {}).get("val_loss", []),
+    )
     result = {
         "run_id": run.id,
         "model": run.model,
@@ -86,8 +92,13 @@ def run_split(run: Run):
     if cache.fingerprint != metadata["dataset"]["fingerprint"]:
         raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
     config = Config.from_dict(metadata["config"])
-    split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
-                       validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
+    split = make_split(
+        cache.groups,
+        split=config.split,
+        test_fraction=config.test_fraction,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
     return cache, split
 
 
@@ -95,8 +106,9 @@ def held_out_clips(run: Run) -> list[dict]:
     """The source videos of a run's test split (clips it never trained or validated on), with their class:
     [{"path", "class", "split": "test"}], for sample clips a model has not seen."""
     cache, split = run_split(run)
-    return [{"path": cache.sources[i], "class": cache.class_names[cache.labels[i]], "split": "test"}
-            for i in split.test]  # fmt: skip
+    return [
+        {"path": cache.sources[i], "class": cache.class_names[cache.labels[i]], "split": "test"} for i in split.test
+    ]
 
 
 def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:
@@ -115,23 +127,25 @@ def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None 
     for run in chosen:
         evaluation = _cached_evaluation(run) or evaluate(run, models_dir)
         verdict = run.at_chance()
-        rows.append({
-            "run_id": run.id,
-            "model": run.model,
-            "split": evaluation["split"],
-            "seed": run.seed,
-            "accuracy": evaluation["accuracy"],
-            "loss": evaluation["loss"],
-            "parameters": run.metadata.get("parameters"),
-            "epochs_run": run.metadata.get("epochs_run"),
-            "best_epoch": run.metadata.get("best_epoch"),
-            "training_seconds": run.metadata.get("training_seconds"),
-            "latency_ms": evaluation["latency_ms"],
-            "at_chance": verdict is not None,
-            "at_chance_reason": verdict,
-            "f1": {name: values["f1"] for name, values in evaluation["per_class"].items()},
-            "classes": len(evaluation["classes"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "run_id": run.id,
+                "model": run.model,
+                "split": evaluation["split"],
+                "seed": run.seed,
+                "accuracy": evaluation["accuracy"],
+                "loss": evaluation["loss"],
+                "parameters": run.metadata.get("parameters"),
+                "epochs_run": run.metadata.get("epochs_run"),
+                "best_epoch": run.metadata.get("best_epoch"),
+                "training_seconds": run.metadata.get("training_seconds"),
+                "latency_ms": evaluation["latency_ms"],
+                "at_chance": verdict is not None,
+                "at_chance_reason": verdict,
+                "f1": {name: values["f1"] for name, values in evaluation["per_class"].items()},
+                "classes": len(evaluation["classes"]),
+            }
+        )
     groups = seed_groups(rows)
     return {"runs": rows, "groups": groups, "differences": differences(groups), "report": REPORT_RESULTS}
 
@@ -144,18 +158,20 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     groups = []
     for (model, split), members in sorted(keyed.items(), key=lambda item: (MODEL_NAMES.index(item[0][0]), item[0][1])):
         accuracies = [row["accuracy"] for row in members]
-        groups.append({
-            "model": model,
-            "split": split,
-            "n": len(members),
-            "seeds": [row["seed"] for row in members],
-            "accuracies": accuracies,
-            "accuracy_mean": float(np.mean(accuracies)),
-            "accuracy_sd": float(np.std(accuracies, ddof=1)) if len(members) > 1 else None,
-            "loss_mean": float(np.mean([row["loss"] for row in members])),
-            "at_chance": sum(row["at_chance"] for row in members),
-            "runs": [row["run_id"] for row in members],
-        })  # fmt: skip
+        groups.append(
+            {
+                "model": model,
+                "split": split,
+                "n": len(members),
+                "seeds": [row["seed"] for row in members],
+                "accuracies": accuracies,
+                "accuracy_mean": float(np.mean(accuracies)),
+                "accuracy_sd": float(np.std(accuracies, ddof=1)) if len(members) > 1 else None,
+                "loss_mean": float(np.mean([row["loss"] for row in members])),
+                "at_chance": sum(row["at_chance"] for row in members),
+                "runs": [row["run_id"] for row in members],
+            }
+        )
     return groups
 
 
@@ -177,7 +193,7 @@ def differences(groups: list[dict], *, draws: int = 10_000, seed: int = 27) -> l
         result = {"split": split, "lrcn_minus_convlstm": difference, "interval_95": None, "beyond_seed_spread": None}
         if min(convlstm["n"], lrcn["n"]) >= 2:
             a, b = np.asarray(lrcn["accuracies"]), np.asarray(convlstm["accuracies"])
-            boot = (rng.choice(a, (draws, len(a))).mean(axis=1) - rng.choice(b, (draws, len(b))).mean(axis=1))
+            boot = rng.choice(a, (draws, len(a))).mean(axis=1) - rng.choice(b, (draws, len(b))).mean(axis=1)
             low, high = np.percentile(boot, [2.5, 97.5])
             result.update(interval_95=[float(low), float(high)], beyond_seed_spread=bool(low > 0 or high < 0))
         result["verdict"] = _verdict(result, convlstm["n"], lrcn["n"])
@@ -189,14 +205,20 @@ def _verdict(result: dict, convlstm_seeds: int, lrcn_seeds: int) -> str:
     leader = "LRCN" if result["lrcn_minus_convlstm"] > 0 else "ConvLSTM"
     gap = abs(result["lrcn_minus_convlstm"])
     if result["beyond_seed_spread"] is None:
-        return (f"{leader} ahead by {gap:.1%} on the {result['split']} split, from one seed on at least one side: "
-                "train several seeds (har train --seeds 27,28,29) to tell the difference from luck.")  # fmt: skip
+        return (
+            f"{leader} ahead by {gap:.1%} on the {result['split']} split, from one seed on at least one side: "
+            "train several seeds (har train --seeds 27,28,29) to tell the difference from luck."
+        )
     low, high = result["interval_95"]
     if result["beyond_seed_spread"]:
-        return (f"{leader} ahead by {gap:.1%} on the {result['split']} split, more than reseeding moves it "
-                f"(95% interval of LRCN - ConvLSTM over {convlstm_seeds} and {lrcn_seeds} seeds: {low:+.1%} to {high:+.1%}).")  # fmt: skip
-    return (f"The {gap:.1%} gap on the {result['split']} split is within the seed-to-seed spread (95% interval "
-            f"of LRCN - ConvLSTM: {low:+.1%} to {high:+.1%}): these runs can't say which model is better.")
+        return (
+            f"{leader} ahead by {gap:.1%} on the {result['split']} split, more than reseeding moves it "
+            f"(95% interval of LRCN - ConvLSTM over {convlstm_seeds} and {lrcn_seeds} seeds: {low:+.1%} to {high:+.1%})."
+        )
+    return (
+        f"The {gap:.1%} gap on the {result['split']} split is within the seed-to-seed spread (95% interval "
+        f"of LRCN - ConvLSTM: {low:+.1%} to {high:+.1%}): these runs can't say which model is better."
+    )
 
 
 def _cached_evaluation(run: Run) -> dict | None:

@@ -30,7 +30,6 @@ import logging
 import os
 import threading
 import weakref
-from pathlib import Path
 
 import cv2
 import keras
@@ -91,9 +90,13 @@ class Explanation:
         heat = None
         if self.heat_maps is not None:
             peaks = [np.unravel_index(int(np.argmax(frame)), frame.shape) for frame in self.heat_maps]
-            heat = {"method": "grad-cam", "layer": self.heat_layer, "shape": list(self.heat_maps.shape),
-                    "peak_yx": [[int(y), int(x)] for y, x in peaks],
-                    "frame_strength": [round(float(frame.mean()), 6) for frame in self.heat_maps]}  # fmt: skip
+            heat = {
+                "method": "grad-cam",
+                "layer": self.heat_layer,
+                "shape": list(self.heat_maps.shape),
+                "peak_yx": [[int(y), int(x)] for y, x in peaks],
+                "frame_strength": [round(float(frame.mean()), 6) for frame in self.heat_maps],
+            }
         return {
             "run_id": self.run_id,
             "model": self.model,
@@ -110,8 +113,11 @@ class Explanation:
             "shuffle_order": self.shuffle_order,
             "heat_maps": heat,
             "heat_maps_note": self.heat_note,
-            "feature_maps": {"layer": self.feature_layer, "shape": list(self.feature_maps.shape),
-                             "mean_activation": [round(float(frame.mean()), 6) for frame in self.feature_maps]},  # fmt: skip
+            "feature_maps": {
+                "layer": self.feature_layer,
+                "shape": list(self.feature_maps.shape),
+                "mean_activation": [round(float(frame.mean()), 6) for frame in self.feature_maps],
+            },
             **self.ood,
         }
 
@@ -132,8 +138,12 @@ def variant_positions(sequence_length: int) -> tuple[dict[str, np.ndarray], int,
     positions = np.arange(sequence_length)
     middle = sequence_length // 2
     permutation = np.random.default_rng(SHUFFLE_SEED).permutation(sequence_length)
-    orders = {"original": positions, "frozen": np.full(sequence_length, middle), "reversed": positions[::-1],
-              "shuffled": permutation}  # fmt: skip
+    orders = {
+        "original": positions,
+        "frozen": np.full(sequence_length, middle),
+        "reversed": positions[::-1],
+        "shuffled": permutation,
+    }
     return orders, middle, permutation.tolist()
 
 
@@ -172,8 +182,11 @@ class Explainer:
         self.sequence_length, self.image_size = predictor.sequence_length, predictor.image_size
         network = fast_model(predictor.model)
         self.layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
-        convolutions = [i for i, layer in enumerate(self.layers)
-                        if isinstance(_inner(layer), (keras.layers.Conv2D, keras.layers.ConvLSTM2D))]  # fmt: skip
+        convolutions = [
+            i
+            for i, layer in enumerate(self.layers)
+            if isinstance(_inner(layer), (keras.layers.Conv2D, keras.layers.ConvLSTM2D))
+        ]
         if not convolutions:
             raise ValueError(f"run {predictor.run_id}: the model has no convolution to explain.")
         self.first_convolution = convolutions[0]
@@ -214,8 +227,10 @@ class Explainer:
             frames, indices, frame_count = np.asarray(clip), list(range(len(clip))), len(clip)
         expected = (self.sequence_length, self.image_size, self.image_size, 3)
         if frames.shape != expected or frames.dtype != np.uint8:
-            raise ValueError(f"frames of shape {frames.shape} ({frames.dtype}): run {self.predictor.run_id} "
-                             f"takes {expected} uint8; decode the clip with the run's settings.")  # fmt: skip
+            raise ValueError(
+                f"frames of shape {frames.shape} ({frames.dtype}): run {self.predictor.run_id} "
+                f"takes {expected} uint8; decode the clip with the run's settings."
+            )
         length = self.sequence_length
         sampled = indices + [indices[-1]] * (length - len(indices))
         neighbours = occlusion_neighbours(length)
@@ -263,8 +278,11 @@ class Explainer:
             heat_note=heat_note,
             feature_maps=feature_maps,
             feature_layer=self.feature_layer,
-            ood=self.out_of_distribution(np.concatenate([np.asarray(features[0], np.float32), appearance(frames[None])[0]]))
-            if ood else _no_ood("not asked for"),
+            ood=self.out_of_distribution(
+                np.concatenate([np.asarray(features[0], np.float32), appearance(frames[None])[0]])
+            )
+            if ood
+            else _no_ood("not asked for"),
         )
 
     def _maps(self, frames: np.ndarray, predicted: int) -> tuple[np.ndarray | None, np.ndarray, str | None]:
@@ -290,7 +308,7 @@ class Explainer:
             return _no_ood(self._reference_error or "no run folder to read the training clips from.")
         return reference.verdict(float(reference.score(features[None])[0]))
 
-    def reference(self) -> "OodReference | None":
+    def reference(self) -> OodReference | None:
         """The run's OOD reference, loaded or computed once (None when it cannot be; see `_reference_error`)."""
         if self._reference is None and self._reference_error is None and self.run is not None:
             try:
@@ -398,16 +416,21 @@ class OodReference:
         return 1.0
 
     def verdict(self, score: float) -> dict:
-        return {"out_of_distribution": bool(score > self.threshold), "ood_score": round(score, 6),
-                "ood_threshold": round(float(self.threshold), 6), "ood_note": None}  # fmt: skip
+        return {
+            "out_of_distribution": bool(score > self.threshold),
+            "ood_score": round(score, 6),
+            "ood_threshold": round(float(self.threshold), 6),
+            "ood_note": None,
+        }
 
     def parts(self, features: np.ndarray) -> np.ndarray:
         """(N, 2) scores of (N, D) descriptors: the model-feature part, the appearance part."""
         features = np.asarray(features, dtype=np.float64)
         train = self.train_features.astype(np.float64)
         split = train.shape[1] - APPEARANCE_SIZE
-        return np.stack([self._knn(features[:, :split], train[:, :split]),
-                         self._knn(features[:, split:], train[:, split:])], axis=1)  # fmt: skip
+        return np.stack(
+            [self._knn(features[:, :split], train[:, :split]), self._knn(features[:, split:], train[:, split:])], axis=1
+        )
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """(N,) scores: the larger of the two parts, each over its threshold (above 1: out of distribution)."""
@@ -419,7 +442,7 @@ class OodReference:
         return nearest.mean(axis=1)
 
     @classmethod
-    def for_run(cls, run: Run, features) -> "OodReference":
+    def for_run(cls, run: Run, features) -> OodReference:
         """Loads `ood.npz` beside the run, or computes and saves it from the run's cache and split.
 
         `features((N, T, H, W, 3) uint8) -> (N, D)` gives the run's penultimate features.
@@ -433,14 +456,20 @@ class OodReference:
         if path.is_file() and path.stat().st_mtime >= model_time:
             try:
                 with np.load(path) as saved:
-                    return cls(saved["train_features"], saved["heldout_scores"], saved["thresholds"],
-                               int(saved["neighbours"]))  # fmt: skip
+                    return cls(
+                        saved["train_features"], saved["heldout_scores"], saved["thresholds"], int(saved["neighbours"])
+                    )
             except (OSError, ValueError, KeyError):
                 log.warning("%s is damaged; computing it again", path)
         reference = cls.compute(run, features)
         buffer = io.BytesIO()
-        np.savez(buffer, train_features=reference.train_features, heldout_scores=reference.heldout_scores,
-                 thresholds=reference.thresholds, neighbours=reference.neighbours)  # fmt: skip
+        np.savez(
+            buffer,
+            train_features=reference.train_features,
+            heldout_scores=reference.heldout_scores,
+            thresholds=reference.thresholds,
+            neighbours=reference.neighbours,
+        )
         staging = run.path / f".{OOD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             staging.write_bytes(buffer.getvalue())
@@ -451,7 +480,7 @@ class OodReference:
         return reference
 
     @classmethod
-    def compute(cls, run: Run, features, batch_size: int = 16) -> "OodReference":
+    def compute(cls, run: Run, features, batch_size: int = 16) -> OodReference:
         from har.evaluation import run_split
 
         if "config" not in run.metadata:
@@ -459,8 +488,12 @@ class OodReference:
         cache, split = run_split(run)
 
         def features_of(indices: np.ndarray) -> np.ndarray:
-            return np.concatenate([features(cache.frames[np.sort(indices[i : i + batch_size])])
-                                   for i in range(0, len(indices), batch_size)])  # fmt: skip
+            return np.concatenate(
+                [
+                    features(cache.frames[np.sort(indices[i : i + batch_size])])
+                    for i in range(0, len(indices), batch_size)
+                ]
+            )
 
         train = features_of(split.train)
         reference = cls(train, np.zeros((0, 2), np.float32), np.ones(2, np.float32))
@@ -471,8 +504,9 @@ class OodReference:
         return reference
 
 
-def explain_clip(path: str | os.PathLike, runs: list[Run], models_dir: str | os.PathLike | None = None, *,
-                 decoder=None) -> dict:  # fmt: skip
+def explain_clip(
+    path: str | os.PathLike, runs: list[Run], models_dir: str | os.PathLike | None = None, *, decoder=None
+) -> dict:
     """`har explain --json`: every run's `Explanation.to_json()` for one video file.
 
     `decoder(path, sequence_length, image_size) -> Clip` reads the clip (default `har.video.decode_clip`);
@@ -510,7 +544,7 @@ def out_of_distribution(predictor, run: Run, frames: np.ndarray) -> dict:
 
 
 _ood_parts_lock = threading.Lock()
-_ood_parts_by_predictor: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ood_parts_by_predictor: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _ood_parts(predictor, run: Run):
@@ -570,8 +604,12 @@ def heat_overlay(frames: np.ndarray, heat_maps: np.ndarray, *, opacity: float = 
     frames, heat_maps = np.asarray(frames), np.asarray(heat_maps)
     if frames.shape[:3] != heat_maps.shape:
         raise ValueError(f"frames {frames.shape} and heat maps {heat_maps.shape} differ in size.")
-    coloured = np.stack([cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET),
-                                      cv2.COLOR_BGR2RGB) for heat in heat_maps])  # fmt: skip
+    coloured = np.stack(
+        [
+            cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+            for heat in heat_maps
+        ]
+    )
     return np.uint8(np.round((1 - opacity) * frames + opacity * coloured))
 
 
@@ -611,9 +649,12 @@ def architecture_dot(model: keras.Model) -> str:
     def shape(dims) -> str:
         return " x ".join(str(d) for d in dims)
 
-    lines = [f'digraph "{model.name}" {{', "  rankdir=TB;",
-             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];',
-             f'  input [label="Input\\n{shape(model.input_shape[1:])}", fillcolor="#ffffff"];']  # fmt: skip
+    lines = [
+        f'digraph "{model.name}" {{',
+        "  rankdir=TB;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica", fontsize=11];',
+        f'  input [label="Input\\n{shape(model.input_shape[1:])}", fillcolor="#ffffff"];',
+    ]
     previous = "input"
     for i, (layer, (_, output_shape, parameters)) in enumerate(zip(model.layers, layer_table(model))):
         node = f"layer{i}"
@@ -637,8 +678,9 @@ class SplitPredictions:
     fingerprint: str  # the frame cache's, so runs on the same clips can be put side by side
 
 
-def predict_test_split(run: Run, models_dir: str | os.PathLike | None = None, *, predictor=None,
-                       batch_size: int = 16) -> SplitPredictions:  # fmt: skip
+def predict_test_split(
+    run: Run, models_dir: str | os.PathLike | None = None, *, predictor=None, batch_size: int = 16
+) -> SplitPredictions:
     """Predicts a finished run's test split, rebuilt from its saved config and frame cache as
     `har.evaluation.evaluate` does.
 
@@ -652,10 +694,18 @@ def predict_test_split(run: Run, models_dir: str | os.PathLike | None = None, *,
     predictor = predictor or Predictor.from_run(run, models_dir)
     cache, split = run_split(run)
     test = split.test
-    probabilities = np.concatenate([predictor.predict_frames(cache.frames[test[i : i + batch_size]])
-                                    for i in range(0, len(test), batch_size)])  # fmt: skip
-    return SplitPredictions(run.id, predictor.class_names, test, cache.labels[test], probabilities,
-                           [cache.sources[i] for i in test], cache.fingerprint)  # fmt: skip
+    probabilities = np.concatenate(
+        [predictor.predict_frames(cache.frames[test[i : i + batch_size]]) for i in range(0, len(test), batch_size)]
+    )
+    return SplitPredictions(
+        run.id,
+        predictor.class_names,
+        test,
+        cache.labels[test],
+        probabilities,
+        [cache.sources[i] for i in test],
+        cache.fingerprint,
+    )
 
 
 def reliability(predictions: SplitPredictions, bins: int = 10) -> dict:
@@ -697,12 +747,23 @@ def confusion_cell(predictions: list[SplitPredictions], true_class: str, predict
     for name in (true_class, predicted_class):
         if name not in names:
             raise ValueError(f"class {name!r}: run {first.run_id} knows {', '.join(names)}.")
-    same = [p for p in predictions if p.fingerprint == first.fingerprint
-            and np.array_equal(p.cache_indices, first.cache_indices) and p.class_names == names]  # fmt: skip
+    same = [
+        p
+        for p in predictions
+        if p.fingerprint == first.fingerprint
+        and np.array_equal(p.cache_indices, first.cache_indices)
+        and p.class_names == names
+    ]
     truth, guess = names.index(true_class), names.index(predicted_class)
     chosen = np.flatnonzero((first.labels == truth) & (first.probabilities.argmax(axis=1) == guess))
     chosen = chosen[np.argsort(-first.probabilities[chosen, guess], kind="stable")]
-    return [{"cache_index": int(first.cache_indices[i]), "source": first.sources[i], "true": true_class,
-             "predicted": predicted_class,
-             "probabilities": {p.run_id: {n: float(v) for n, v in zip(names, p.probabilities[i])} for p in same}}
-            for i in chosen]  # fmt: skip
+    return [
+        {
+            "cache_index": int(first.cache_indices[i]),
+            "source": first.sources[i],
+            "true": true_class,
+            "predicted": predicted_class,
+            "probabilities": {p.run_id: {n: float(v) for n, v in zip(names, p.probabilities[i])} for p in same},
+        }
+        for i in chosen
+    ]

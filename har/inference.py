@@ -40,7 +40,7 @@ class Predictor:
         self.predict_frames(np.zeros((self.sequence_length, self.image_size, self.image_size, 3), np.uint8))
 
     @classmethod
-    def from_run(cls, run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None) -> "Predictor":
+    def from_run(cls, run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None) -> Predictor:
         """Loads a finished run (by id or folder) from inside the models dir, with Keras' safe_mode on."""
         import keras
 
@@ -50,11 +50,15 @@ class Predictor:
         else:
             run = find_run(models_dir, run.path)
         if run.status != "finished":
-            raise ValueError(f"run {run.id} is {run.status}{f' ({run.reason})' if run.reason else ''}: no model to load.")
+            raise ValueError(
+                f"run {run.id} is {run.status}{f' ({run.reason})' if run.reason else ''}: no model to load."
+            )
         try:
             model = keras.saving.load_model(run.path / "model.keras", compile=False, safe_mode=True)
         except Exception as error:  # noqa: BLE001 - any unreadable model file is a broken run
-            raise ValueError(f"run {run.id}: model.keras cannot be loaded ({type(error).__name__}); the run is broken.") from None
+            raise ValueError(
+                f"run {run.id}: model.keras cannot be loaded ({type(error).__name__}); the run is broken."
+            ) from None
         return cls(model, run.metadata)
 
     def predict_frames(self, frames: np.ndarray) -> np.ndarray:
@@ -76,8 +80,9 @@ class Predictor:
         pairs = sorted(zip(self.class_names, probabilities.tolist()), key=lambda pair: -pair[1])
         return {name: float(p) for name, p in pairs}
 
-    def timeline(self, path: str | os.PathLike, *, window_seconds: float = 4.0, stride_seconds: float = 1.0,
-                 reader=read_windows):  # fmt: skip
+    def timeline(
+        self, path: str | os.PathLike, *, window_seconds: float = 4.0, stride_seconds: float = 1.0, reader=read_windows
+    ):
         """Sliding-window predictions over a long video, as a pandas DataFrame of observations.
 
         Each row is one window: `start` and `end` in seconds, the top `label`, its `confidence`, then one
@@ -86,17 +91,28 @@ class Predictor:
         """
         import pandas as pd
 
-        windows = reader(path, sequence_length=self.sequence_length, image_size=self.image_size,
-                         window_seconds=window_seconds, stride_seconds=stride_seconds)  # fmt: skip
+        windows = reader(
+            path,
+            sequence_length=self.sequence_length,
+            image_size=self.image_size,
+            window_seconds=window_seconds,
+            stride_seconds=stride_seconds,
+        )
         rows = []
         for start in range(0, len(windows), 16):
             chunk = windows[start : start + 16]
             probabilities = self.predict_frames(np.stack([window.frames for window in chunk]))
             for window, p in zip(chunk, probabilities):
                 top = int(np.argmax(p))
-                rows.append({"start": round(window.start, 3), "end": round(window.end, 3),
-                             "label": self.class_names[top], "confidence": float(p[top]),
-                             **{name: float(value) for name, value in zip(self.class_names, p)}})  # fmt: skip
+                rows.append(
+                    {
+                        "start": round(window.start, 3),
+                        "end": round(window.end, 3),
+                        "label": self.class_names[top],
+                        "confidence": float(p[top]),
+                        **{name: float(value) for name, value in zip(self.class_names, p)},
+                    }
+                )
         return pd.DataFrame(rows, columns=["start", "end", "label", "confidence", *self.class_names])
 
 

@@ -72,8 +72,11 @@ class Job:
         Run ids are `<job>-<model>`, or `<job>-<model>-seed<N>` when the job trains several seeds.
         """
         several = len(self.seeds) > 1
-        return [PlannedRun(f"{self.id}-{model}" + (f"-seed{seed}" if several else ""), model, seed)
-                for seed in self.seeds for model in self.models]  # fmt: skip
+        return [
+            PlannedRun(f"{self.id}-{model}" + (f"-seed{seed}" if several else ""), model, seed)
+            for seed in self.seeds
+            for model in self.models
+        ]
 
     def events(self, start: int = 0) -> list[dict]:
         """Events from the `start`-th on (count the ones you have to poll for new ones)."""
@@ -87,7 +90,7 @@ class Job:
         """The events of the latest attempt (a resume starts a new one): what the job's state is read from."""
         events = self.events()
         starts = [index for index, event in enumerate(events) if event["event"] == "attempt"]
-        return events[starts[-1]:] if starts else events
+        return events[starts[-1] :] if starts else events
 
     def pid(self) -> int | None:
         try:
@@ -99,8 +102,11 @@ class Job:
         pid = self.pid()
         if pid is None:
             # Between the start of an attempt and its pid file the starter holds the lock: starting is alive.
-            return _lock_is_held(self.models_dir) and bool(self.attempt_events()) and not any(
-                event["event"] in ("job_finished", "job_failed") for event in self.attempt_events())
+            return (
+                _lock_is_held(self.models_dir)
+                and bool(self.attempt_events())
+                and not any(event["event"] in ("job_finished", "job_failed") for event in self.attempt_events())
+            )
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 state = handle.read().rsplit(")", 1)[1].split()[0]
@@ -146,8 +152,11 @@ class Job:
         current, state = self.current_run(), self.state()
         started = {event.get("run") for event in self.events() if event["event"] == "started"}
         # How runs ended that left no folder: the supervisor's word on a trainer killed mid-run.
-        ended = {event["run"]: (event["event"], event.get("reason")) for event in self.attempt_events()
-                 if event["event"] in TERMINAL_EVENTS and event.get("run")}  # fmt: skip
+        ended = {
+            event["run"]: (event["event"], event.get("reason"))
+            for event in self.attempt_events()
+            if event["event"] in TERMINAL_EVENTS and event.get("run")
+        }
         for run in self.planned_runs():
             if current is not None and run.id == current.id and state == "running":
                 statuses.append((run, "running", None))
@@ -253,11 +262,14 @@ def start(
         raise ValueError(f"model {', '.join(unknown) or 'list is empty'}: choose from {', '.join(MODEL_NAMES)}.")
     config = config or Config()
     seeds = list(seeds) if seeds else [config.seed]
-    if any(not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+    if any(not isinstance(seed, int) or isinstance(seed, bool) or seed < 0 for seed in seeds) or len(set(seeds)) != len(
+        seeds
+    ):
         raise ValueError(f"seeds {seeds}: give distinct whole numbers of 0 or more.")
     frames = load_cache(cache)  # a clear error now rather than a failed job later
-    config = config.replace(classes=frames.class_names, sequence_length=frames.sequence_length,
-                            image_size=frames.image_size, seed=seeds[0])  # fmt: skip
+    config = config.replace(
+        classes=frames.class_names, sequence_length=frames.sequence_length, image_size=frames.image_size, seed=seeds[0]
+    )
     models_dir = Path(models_dir)
     job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     spec = {
@@ -316,8 +328,9 @@ class training_lock:
 
             busy = pipeline.current(self.path.parent)
             if busy is not None:
-                raise JobBusy(f"the pipeline {busy.id} (`har reproduce`) is running; wait for it to finish or "
-                              "cancel it first.")  # fmt: skip
+                raise JobBusy(
+                    f"the pipeline {busy.id} (`har reproduce`) is running; wait for it to finish or cancel it first."
+                )
         name = f" ({running.id}, {', '.join(running.models)})" if running else ""
         raise JobBusy(f"a training job is already running{name}; wait for it to finish or cancel it first.")
 

@@ -60,9 +60,7 @@ def build_lrcn(*, num_classes: int = 4, sequence_length: int = 20, image_size: i
 
 def layer_table(model: keras.Model) -> list[tuple[str, tuple, int]]:
     """(layer type, output shape without batch, parameters) per layer, as in the report's figures."""
-    return [
-        (type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params()) for layer in model.layers
-    ]
+    return [(type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params()) for layer in model.layers]
 
 
 class _FramesTogether(layers.Layer):
@@ -112,8 +110,10 @@ class _FusedConvLSTM2D(layers.Layer):
         cell, ops = self.source.cell, keras.ops
         steps, height, width, channels = inputs.shape[1:]
         frames = ops.reshape(inputs, (-1, height, width, channels))
-        gates_from_input = ops.conv(frames, cell.kernel, strides=cell.strides, padding=cell.padding,
-                                    dilation_rate=cell.dilation_rate) + cell.bias  # fmt: skip
+        gates_from_input = (
+            ops.conv(frames, cell.kernel, strides=cell.strides, padding=cell.padding, dilation_rate=cell.dilation_rate)
+            + cell.bias
+        )
         gates_from_input = ops.reshape(gates_from_input, (-1, steps, *gates_from_input.shape[1:]))
         units = gates_from_input.shape[-1] // 4
         hidden = ops.zeros_like(gates_from_input[:, 0, ..., :units])
@@ -122,8 +122,9 @@ class _FusedConvLSTM2D(layers.Layer):
         # unstack, not indexing: the gradient of 20 slices would be 20 zero-filled copies of the whole sequence.
         for step_gates in ops.unstack(gates_from_input, axis=1):
             input_gate, forget_gate, candidate, output_gate = ops.split(step_gates + recurrent(hidden), 4, axis=-1)
-            carry = (cell.recurrent_activation(forget_gate) * carry
-                     + cell.recurrent_activation(input_gate) * cell.activation(candidate))  # fmt: skip
+            carry = cell.recurrent_activation(forget_gate) * carry + cell.recurrent_activation(
+                input_gate
+            ) * cell.activation(candidate)
             hidden = cell.recurrent_activation(output_gate) * cell.activation(carry)
             outputs.append(hidden)
         return ops.stack(outputs, axis=1)
@@ -137,9 +138,12 @@ class _FusedConvLSTM2D(layers.Layer):
         per_gate = ops.split(cell.recurrent_kernel, 4, axis=-1)
         zeros = ops.zeros_like(per_gate[0])
         block_diagonal = ops.concatenate(
-            [ops.concatenate([per_gate[gate] if gate == row else zeros for gate in range(4)], axis=-1)
-             for row in range(4)], axis=-2,
-        )  # fmt: skip
+            [
+                ops.concatenate([per_gate[gate] if gate == row else zeros for gate in range(4)], axis=-1)
+                for row in range(4)
+            ],
+            axis=-2,
+        )
         return lambda state: ops.conv(ops.tile(state, (1, 1, 1, 4)) * masks, block_diagonal, padding="same")
 
     def recurrent_dropout_masks(self, hidden) -> list:

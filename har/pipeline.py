@@ -83,8 +83,9 @@ class Options:
         if not self.seeds or not all(isinstance(seed, int) and seed >= 0 for seed in self.seeds):
             raise ValueError(f"--seeds {self.seeds!r}: give whole numbers of 0 or more.")
         # The training settings are checked the way every run checks them.
-        config_module.Config(classes=self.classes, epochs=self.epochs, sequence_length=self.sequence_length,
-                             image_size=self.image_size)  # fmt: skip
+        config_module.Config(
+            classes=self.classes, epochs=self.epochs, sequence_length=self.sequence_length, image_size=self.image_size
+        )
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -404,9 +405,14 @@ class _Runner:
         options, data_dir = self.options, Path(self.options.data_dir)
         archive = options.source
         if archive is None:
+
             def fetch():
-                path = ucf50.download_archive(data_dir, url=options.url or ucf50.UCF50_URL,
-                                              progress=self.progress("download"), insecure_tls=options.insecure_tls)  # fmt: skip
+                path = ucf50.download_archive(
+                    data_dir,
+                    url=options.url or ucf50.UCF50_URL,
+                    progress=self.progress("download"),
+                    insecure_tls=options.insecure_tls,
+                )
                 return {"archive": str(path.resolve())}
 
             archive = self.stage("download", fetch, lambda done: Path(done["archive"]).is_file())["archive"]
@@ -423,8 +429,14 @@ class _Runner:
 
         def cache():
             out = default_cache_path(data_dir, root, options.sequence_length, options.image_size)
-            path = build_cache(root, out, classes=list(options.classes), sequence_length=options.sequence_length,
-                               image_size=options.image_size, progress=self.progress("cache"))  # fmt: skip
+            path = build_cache(
+                root,
+                out,
+                classes=list(options.classes),
+                sequence_length=options.sequence_length,
+                image_size=options.image_size,
+                progress=self.progress("cache"),
+            )
             return {"cache": str(Path(path).resolve()), "fingerprint": load_cache(path).fingerprint}
 
         def cache_unchanged(done: dict) -> bool:
@@ -438,8 +450,13 @@ class _Runner:
             return
         for model, split, seed in options.runs():
             run_id = self.pipeline.run_id(model, split, seed)
-            self.stage(f"train {run_id}", lambda: self.train(cache_path, model, split, seed, run_id),
-                       lambda done: read_run(self.pipeline.models_dir / done["run"]).status == "finished")  # fmt: skip
+            self.stage(
+                f"train {run_id}",
+                lambda model=model, split=split, seed=seed, run_id=run_id: self.train(
+                    cache_path, model, split, seed, run_id
+                ),
+                lambda done: read_run(self.pipeline.models_dir / done["run"]).status == "finished",
+            )
         self.stage("evaluate", self.evaluate)
         self.stage("compare", self.compare, lambda done: Path(done["comparison"]).is_file())
 
@@ -450,9 +467,17 @@ class _Runner:
         run = self.pipeline.models_dir / run_id
         if read_run(run).status != "finished":
             config = config_module.Config(split=split, seed=seed, epochs=self.options.epochs)
-            run = train_run(cache_path, model, self.pipeline.models_dir, config=config, run_id=run_id,
-                            job_id=self.pipeline.id, emit=self.emit,
-                            should_cancel=self.cancelled, backup_dir=self.folder / "backup" / run_id)  # fmt: skip
+            run = train_run(
+                cache_path,
+                model,
+                self.pipeline.models_dir,
+                config=config,
+                run_id=run_id,
+                job_id=self.pipeline.id,
+                emit=self.emit,
+                should_cancel=self.cancelled,
+                backup_dir=self.folder / "backup" / run_id,
+            )
             finished = read_run(run)
             if finished.status == "cancelled":
                 raise Cancelled()

@@ -54,18 +54,29 @@ def import_run(archive_path: str | Path, models_dir: str | Path | None = None) -
     with archive, tempfile.TemporaryDirectory() as folder:
         infos = {info.filename: info for info in archive.infolist()}
         if set(infos) != MEMBERS:
-            raise ValueError(f"{archive_path}: an exported run holds exactly {sorted(MEMBERS)}, this one {sorted(infos)}.")
-        if infos["metadata.json"].file_size > MAX_METADATA_BYTES or infos["model.weights.h5"].file_size > MAX_WEIGHTS_BYTES:
+            raise ValueError(
+                f"{archive_path}: an exported run holds exactly {sorted(MEMBERS)}, this one {sorted(infos)}."
+            )
+        if (
+            infos["metadata.json"].file_size > MAX_METADATA_BYTES
+            or infos["model.weights.h5"].file_size > MAX_WEIGHTS_BYTES
+        ):
             raise ValueError(f"{archive_path}: members are larger than any run's; refused.")
         metadata = _validated(archive_path, archive.read("metadata.json"))
         weights = Path(folder) / "model.weights.h5"
         weights.write_bytes(archive.read("model.weights.h5"))
-        model = build_model(metadata["model"], num_classes=len(metadata["classes"]),
-                            sequence_length=metadata["sequence_length"], image_size=metadata["image_size"])  # fmt: skip
+        model = build_model(
+            metadata["model"],
+            num_classes=len(metadata["classes"]),
+            sequence_length=metadata["sequence_length"],
+            image_size=metadata["image_size"],
+        )
         try:
             model.load_weights(weights)
         except Exception as error:  # noqa: BLE001 - any mismatch means the weights are not this architecture's
-            raise ValueError(f"{archive_path}: the weights do not fit a {metadata['model']} of that shape ({error}).") from None
+            raise ValueError(
+                f"{archive_path}: the weights do not fit a {metadata['model']} of that shape ({error})."
+            ) from None
         run_id = metadata["run_id"]
         target = Path(models_dir) / run_id
         if target.exists():
@@ -85,15 +96,18 @@ def _validated(archive_path: Path, raw: bytes) -> dict:
         metadata = json.loads(raw)
         Config.from_dict(metadata["config"])
         checks = [
-            isinstance(metadata["run_id"], str) and metadata["run_id"] and "/" not in metadata["run_id"]
+            isinstance(metadata["run_id"], str)
+            and metadata["run_id"]
+            and "/" not in metadata["run_id"]
             and not metadata["run_id"].startswith("."),
             metadata["model"] in MODEL_NAMES,
             metadata["status"] == "finished",
-            isinstance(metadata["classes"], list) and len(metadata["classes"]) >= 2
+            isinstance(metadata["classes"], list)
+            and len(metadata["classes"]) >= 2
             and all(isinstance(name, str) for name in metadata["classes"]),
             isinstance(metadata["sequence_length"], int) and 1 <= metadata["sequence_length"] <= 1000,
             isinstance(metadata["image_size"], int) and 8 <= metadata["image_size"] <= 1024,
-        ]  # fmt: skip
+        ]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{archive_path}: its metadata.json is not a run's ({error}).") from None
     if not all(checks):

@@ -36,9 +36,12 @@ class Run:
         if "at_chance" in self.metadata:
             return self.metadata.get("at_chance_reason") if self.metadata["at_chance"] else None
         test, split = self.metadata.get("test") or {}, self.metadata.get("split") or {}
-        return chance.judge(test_accuracy=test.get("accuracy", 0.0), test_clips=split.get("test", 0),
-                            num_classes=len(self.metadata["classes"]),
-                            val_losses=(self.metadata.get("history") or {}).get("val_loss", []))  # fmt: skip
+        return chance.judge(
+            test_accuracy=test.get("accuracy", 0.0),
+            test_clips=split.get("test", 0),
+            num_classes=len(self.metadata["classes"]),
+            val_losses=(self.metadata.get("history") or {}).get("val_loss", []),
+        )
 
     def summary(self) -> dict:
         test = self.metadata.get("test") or {}
@@ -100,8 +103,10 @@ def _model_file_problem(model_path: Path, metadata: dict) -> str | None:
         return "model.keras has an unexpected architecture"
     expected = [metadata["sequence_length"], metadata["image_size"], metadata["image_size"], 3]
     if list(input_shape) != expected or units != len(metadata["classes"]):
-        return (f"model.keras takes {list(input_shape)} -> {units} classes but metadata.json says {expected} -> "
-                f"{len(metadata['classes'])}")  # fmt: skip
+        return (
+            f"model.keras takes {list(input_shape)} -> {units} classes but metadata.json says {expected} -> "
+            f"{len(metadata['classes'])}"
+        )
     return None
 
 
@@ -121,9 +126,14 @@ def list_runs(models_dir: str | Path) -> list[Run]:
             # A saved folder tells how a run ended, unless its job is training it again right now.
             if planned.id not in saved or status == "running":
                 earlier = saved.get(planned.id)
-                saved[planned.id] = Run(planned.id, earlier.path if earlier else None, status, planned.model,
-                                        earlier.metadata if earlier else {"seed": planned.seed, "job": job.id},
-                                        reason=reason)  # fmt: skip
+                saved[planned.id] = Run(
+                    planned.id,
+                    earlier.path if earlier else None,
+                    status,
+                    planned.model,
+                    earlier.metadata if earlier else {"seed": planned.seed, "job": job.id},
+                    reason=reason,
+                )
     return sorted(saved.values(), key=_newest_first, reverse=True)
 
 
@@ -170,9 +180,15 @@ def latest_study(models_dir: str | Path) -> list[Run]:
     newest: dict[tuple, Run] = {}
     for run in runs:  # newest first
         newest.setdefault((run.model, run.summary()["split"]), run)
-    chosen = [run for run in runs
-              if (key := (run.model, run.summary()["split"])) in newest
-              and (run is newest[key] or (run.metadata.get("job") and run.metadata.get("job") == newest[key].metadata.get("job")))]  # fmt: skip
+    chosen = [
+        run
+        for run in runs
+        if (key := (run.model, run.summary()["split"])) in newest
+        and (
+            run is newest[key]
+            or (run.metadata.get("job") and run.metadata.get("job") == newest[key].metadata.get("job"))
+        )
+    ]
 
     def order(run: Run):
         split = run.summary()["split"]

@@ -16,8 +16,8 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from har import _child_main
 from har.video import Clip, VideoError, browser_video, decode_clip
@@ -73,8 +73,9 @@ def decode_untrusted(
     Raises:
         VideoError: the file is unreadable, too long or too large, or the decoder crashed or hung.
     """
-    return run_isolated(decoder, str(path), sequence_length, image_size, timeout=timeout,
-                        max_seconds=max_seconds, max_pixels=max_pixels)  # fmt: skip
+    return run_isolated(
+        decoder, str(path), sequence_length, image_size, timeout=timeout, max_seconds=max_seconds, max_pixels=max_pixels
+    )
 
 
 def run_isolated(function: Callable, path: str, *args, timeout: float, **kwargs):
@@ -95,8 +96,9 @@ def preview_untrusted(path: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 def _run_in_child(function: Callable, path: str, *args, timeout: float, **kwargs):
     receiver, sender = _context.Pipe(duplex=False)
-    process = _context.Process(target=_child, args=(function, (path, *args), {"timeout": timeout, **kwargs}, sender),
-                               daemon=True)  # fmt: skip
+    process = _context.Process(
+        target=_child, args=(function, (path, *args), {"timeout": timeout, **kwargs}, sender), daemon=True
+    )
     process.start()
     sender.close()
     try:
@@ -106,7 +108,9 @@ def _run_in_child(function: Callable, path: str, *args, timeout: float, **kwargs
             kind, value = receiver.recv()
         except EOFError:
             process.join(5)
-            raise VideoError(f"{path}: the video decoder crashed on this file (exit code {process.exitcode}).") from None
+            raise VideoError(
+                f"{path}: the video decoder crashed on this file (exit code {process.exitcode})."
+            ) from None
     finally:
         receiver.close()
         if process.is_alive():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from har import config as config_module
 
@@ -52,8 +52,15 @@ def prepare_cache(
     if archives.is_archive(source):
         source = ucf50.extract_classes(source, data_dir / source.name.split(".")[0], classes, progress=on_extract)
     out = Path(out) if out else default_cache_path(data_dir, source, sequence_length, image_size, classes)
-    return build_cache(source, out, classes=classes, sequence_length=sequence_length, image_size=image_size,
-                       workers=workers, progress=on_decode)  # fmt: skip
+    return build_cache(
+        source,
+        out,
+        classes=classes,
+        sequence_length=sequence_length,
+        image_size=image_size,
+        workers=workers,
+        progress=on_decode,
+    )
 
 
 @dataclasses.dataclass
@@ -98,7 +105,9 @@ def predict_file(
     models_dir = config_module.models_dir(models_dir)
     defaults = config_module.Config()
     # A bad file fails here, before any run is looked up or loaded.
-    clips = {(defaults.sequence_length, defaults.image_size): decoder(path, defaults.sequence_length, defaults.image_size)}
+    clips = {
+        (defaults.sequence_length, defaults.image_size): decoder(path, defaults.sequence_length, defaults.image_size)
+    }
     results = []
     for run in select_runs(runs, models_dir):
         predictor = load(run, models_dir)
@@ -106,10 +115,16 @@ def predict_file(
         if key not in clips:
             clips[key] = decoder(path, *key)
         probabilities = predictor.as_dict(predictor.predict_frames(clips[key].frames))
-        results.append({"run_id": predictor.run_id, "model": predictor.model_name,
-                        "label": next(iter(probabilities)), "probabilities": probabilities,
-                        "problems": clips[key].problems(),
-                        **out_of_distribution(predictor, run, clips[key].frames)})  # fmt: skip
+        results.append(
+            {
+                "run_id": predictor.run_id,
+                "model": predictor.model_name,
+                "label": next(iter(probabilities)),
+                "probabilities": probabilities,
+                "problems": clips[key].problems(),
+                **out_of_distribution(predictor, run, clips[key].frames),
+            }
+        )
     return Predictions(str(path), results, clips)
 
 
@@ -131,8 +146,9 @@ def select_runs(runs: list | None, models_dir: str | os.PathLike | None = None) 
                 chosen.append(run)
             elif run in config_module.MODEL_NAMES and not (Path(models_dir) / run).is_dir():
                 if run not in latest:
-                    raise FileNotFoundError(f"--run {run}: no finished {run} run in {models_dir}; train one with "
-                                            f"`har train --model {run}`.")  # fmt: skip
+                    raise FileNotFoundError(
+                        f"--run {run}: no finished {run} run in {models_dir}; train one with `har train --model {run}`."
+                    )
                 chosen.append(latest[run])
             else:
                 chosen.append(find_run(models_dir, run))

@@ -37,8 +37,10 @@ def status(data_dir: str | os.PathLike | None = None, models_dir: str | os.PathL
         reason = f"{PERSISTENT_VARIABLE}={override} says so."
     elif filesystem in EPHEMERAL_FILESYSTEMS:
         persistent = False
-        reason = (f"the models dir {models} is on the container's own {filesystem} filesystem, which a restart "
-                  f"wipes: attach a Storage Bucket as a volume at /data (see the README) to keep runs.")  # fmt: skip
+        reason = (
+            f"the models dir {models} is on the container's own {filesystem} filesystem, which a restart "
+            f"wipes: attach a Storage Bucket as a volume at /data (see the README) to keep runs."
+        )
     else:
         persistent = True
         reason = f"the models dir {models} is on the {filesystem} filesystem mounted at {mount}."

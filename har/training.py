@@ -19,8 +19,8 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -94,8 +94,9 @@ class ProgressEvents(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         if not math.isfinite(float(logs.get("loss", 0.0))):
-            self._stop(f"the loss became {logs.get('loss')} at epoch {self.epoch}, step {batch + 1}; "
-                       "lower the learning rate")  # fmt: skip
+            self._stop(
+                f"the loss became {logs.get('loss')} at epoch {self.epoch}, step {batch + 1}; lower the learning rate"
+            )
             return
         if self.should_cancel():
             self.cancelled = True
@@ -104,15 +105,30 @@ class ProgressEvents(keras.callbacks.Callback):
         now = time.monotonic()
         if now - self.last_batch_event >= BATCH_EVENT_SECONDS or batch + 1 == self.steps:
             self.last_batch_event = now
-            self.emit({"event": "batch", "epoch": self.epoch, "step": batch + 1, "steps": self.steps,
-                       "loss": float(logs.get("loss", math.nan)), "accuracy": float(logs.get("accuracy", math.nan))})  # fmt: skip
+            self.emit(
+                {
+                    "event": "batch",
+                    "epoch": self.epoch,
+                    "step": batch + 1,
+                    "steps": self.steps,
+                    "loss": float(logs.get("loss", math.nan)),
+                    "accuracy": float(logs.get("accuracy", math.nan)),
+                }
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: float(value) for key, value in (logs or {}).items()}
         if self.cancelled or self.failure:
             return
-        self.emit({"event": "epoch", "epoch": epoch + 1, "epochs": self.epochs,
-                   "seconds": round(time.monotonic() - self.epoch_started, 3), **logs})  # fmt: skip
+        self.emit(
+            {
+                "event": "epoch",
+                "epoch": epoch + 1,
+                "epochs": self.epochs,
+                "seconds": round(time.monotonic() - self.epoch_started, 3),
+                **logs,
+            }
+        )
 
     def _stop(self, reason: str):
         self.failure = reason
@@ -133,8 +149,14 @@ class TrainingState(keras.callbacks.Callback):
     EarlyStopping, whose state it records and restores.
     """
 
-    def __init__(self, folder: str | Path | None, *, early_stopping: keras.callbacks.EarlyStopping,
-                 batches: FrameBatches, interrupted: Callable[[], bool] = lambda: False):  # fmt: skip
+    def __init__(
+        self,
+        folder: str | Path | None,
+        *,
+        early_stopping: keras.callbacks.EarlyStopping,
+        batches: FrameBatches,
+        interrupted: Callable[[], bool] = lambda: False,
+    ):
         super().__init__()
         self.folder = Path(folder) if folder else None
         self.early_stopping, self.batches, self.interrupted = early_stopping, batches, interrupted
@@ -192,9 +214,16 @@ class TrainingState(keras.callbacks.Callback):
         np.savez(partial / "seeds.npz", **{f"seed_{i}": np.asarray(v) for i, v in enumerate(_seed_states(self.model))})
         if stopping.best_weights is not None:
             np.savez(partial / "best.npz", **{f"w_{i}": w for i, w in enumerate(stopping.best_weights)})
-        state = {"epoch": self.epoch, "complete": complete, "history": self.history, "wait": stopping.wait,
-                 "best": None if stopping.best is None else float(stopping.best), "best_epoch": stopping.best_epoch,
-                 "stopped_epoch": stopping.stopped_epoch, "shuffles": self.batches.shuffles}  # fmt: skip
+        state = {
+            "epoch": self.epoch,
+            "complete": complete,
+            "history": self.history,
+            "wait": stopping.wait,
+            "best": None if stopping.best is None else float(stopping.best),
+            "best_epoch": stopping.best_epoch,
+            "stopped_epoch": stopping.stopped_epoch,
+            "shuffles": self.batches.shuffles,
+        }
         (partial / "state.json").write_text(json.dumps(state))
         _fsync_tree(partial)
         shutil.rmtree(final, ignore_errors=True)
@@ -361,33 +390,63 @@ def train_run(
     if mixed_precision:
         if not has_gpu():
             # TensorFlow's CPU kernels lack float16 for some layers (MaxPool3D) and would be slower anyway.
-            raise ValueError("--mixed-precision: float16 training needs a GPU and there is none here; "
-                             "train without --mixed-precision.")  # fmt: skip
+            raise ValueError(
+                "--mixed-precision: float16 training needs a GPU and there is none here; "
+                "train without --mixed-precision."
+            )
         keras.mixed_precision.set_global_policy("mixed_float16")
-    split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,
-                       validation_fraction=config.validation_fraction, seed=config.seed)  # fmt: skip
+    split = make_split(
+        cache.groups,
+        split=config.split,
+        test_fraction=config.test_fraction,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
     strategy = distribution_strategy(distribute)
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build_model(model_name, num_classes=len(config.classes), sequence_length=config.sequence_length,
-                            image_size=config.image_size)  # fmt: skip
+        model = build_model(
+            model_name,
+            num_classes=len(config.classes),
+            sequence_length=config.sequence_length,
+            image_size=config.image_size,
+        )
         network = fast_model(model) if twin else model  # the twin trains `model`'s weights; `model` is saved
         if distribute == "multiworker":
             network = _MultiWorkerModel(network.inputs, network.outputs, name=network.name)
-        network.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                        loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        network.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     train = FrameBatches(cache, split.train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
     validation = FrameBatches(cache, split.validation, batch_size=config.batch_size, shuffle=False, seed=config.seed)
     progress = ProgressEvents(record, epochs=config.epochs, should_cancel=should_cancel)
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
-                                                   restore_best_weights=True)  # fmt: skip
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
     # Early stopping first (the state records what it decided), then the state (an epoch's state is on disk
     # before its event is), then the events.
-    state = TrainingState(backup_dir, early_stopping=early_stopping, batches=train,
-                          interrupted=lambda: progress.cancelled or progress.failure is not None)  # fmt: skip
+    state = TrainingState(
+        backup_dir,
+        early_stopping=early_stopping,
+        batches=train,
+        interrupted=lambda: progress.cancelled or progress.failure is not None,
+    )
     replicas = strategy.num_replicas_in_sync if strategy else 1
-    record({"event": "started", "epochs": config.epochs, "steps": len(train), "device": device, "replicas": replicas,
-            "parameters": model.count_params(), "train_clips": len(split.train), "resumed_after": state.epoch,
-            "validation_clips": len(split.validation), "test_clips": len(split.test)})  # fmt: skip
+    record(
+        {
+            "event": "started",
+            "epochs": config.epochs,
+            "steps": len(train),
+            "device": device,
+            "replicas": replicas,
+            "parameters": model.count_params(),
+            "train_clips": len(split.train),
+            "resumed_after": state.epoch,
+            "validation_clips": len(split.validation),
+            "test_clips": len(split.test),
+        }
+    )
     try:
         state.restore(network)
         if state.complete:
@@ -398,8 +457,15 @@ def train_run(
         else:
             # shuffle=False: FrameBatches shuffles from the seed itself; Keras would also reorder its batches with
             # Python's global `random`, which a resumed process could not replay.
-            network.fit(train, validation_data=validation, epochs=config.epochs, initial_epoch=state.epoch,
-                        callbacks=[early_stopping, state, progress], shuffle=False, verbose=0)  # fmt: skip
+            network.fit(
+                train,
+                validation_data=validation,
+                epochs=config.epochs,
+                initial_epoch=state.epoch,
+                callbacks=[early_stopping, state, progress],
+                shuffle=False,
+                verbose=0,
+            )
     except Exception as error:  # noqa: BLE001 - any failure inside Keras ends the run with its reason
         progress.failure = _failure_reason(error)
     history = state.history
@@ -414,8 +480,12 @@ def train_run(
         "classes": list(config.classes),
         "sequence_length": config.sequence_length,
         "image_size": config.image_size,
-        "split": {"name": config.split, "train": len(split.train), "validation": len(split.validation),
-                  "test": len(split.test)},  # fmt: skip
+        "split": {
+            "name": config.split,
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "test": len(split.test),
+        },
         "dataset": {"cache": str(Path(cache_path).resolve()), "fingerprint": cache.fingerprint, "clips": len(cache)},
         "parameters": model.count_params(),
         "network": "twin" if twin else "plain",
@@ -432,15 +502,21 @@ def train_run(
     }
     if progress.failure or progress.cancelled:
         status = "failed" if progress.failure else "cancelled"
-        record({"event": status, "epochs_run": epochs_run, **({"reason": progress.failure} if progress.failure else {})})
+        record(
+            {"event": status, "epochs_run": epochs_run, **({"reason": progress.failure} if progress.failure else {})}
+        )
         metadata.update(status=status, reason=progress.failure, training_seconds=round(time.monotonic() - started, 2))
         return _save_run(models_dir, run_id, None, metadata, events)
     if early_stopping.stopped_epoch > 0:
         record({"event": "early_stop", "epoch": early_stopping.stopped_epoch + 1, "best_epoch": best_epoch})
     test = FrameBatches(cache, split.test, batch_size=max(config.batch_size, 16), shuffle=False, seed=config.seed)
     test_loss, test_accuracy = network.evaluate(test, verbose=0)
-    verdict = chance.judge(test_accuracy=float(test_accuracy), test_clips=len(split.test),
-                           num_classes=len(config.classes), val_losses=history.get("val_loss", []))  # fmt: skip
+    verdict = chance.judge(
+        test_accuracy=float(test_accuracy),
+        test_clips=len(split.test),
+        num_classes=len(config.classes),
+        val_losses=history.get("val_loss", []),
+    )
     metadata.update(
         status="finished",
         test={"loss": float(test_loss), "accuracy": float(test_accuracy)},
@@ -448,9 +524,18 @@ def train_run(
         at_chance_reason=verdict,
         training_seconds=round(time.monotonic() - started, 2),
     )
-    record({"event": "finished", "test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
-            "epochs_run": epochs_run, "best_epoch": best_epoch, "at_chance": verdict is not None,
-            "at_chance_reason": verdict, "training_seconds": metadata["training_seconds"]})  # fmt: skip
+    record(
+        {
+            "event": "finished",
+            "test_loss": float(test_loss),
+            "test_accuracy": float(test_accuracy),
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            "at_chance": verdict is not None,
+            "at_chance_reason": verdict,
+            "training_seconds": metadata["training_seconds"],
+        }
+    )
     # Saved compiled, with the optimizer state it was trained with (the twin's variables are `model`'s).
     model.compile(optimizer=network.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     saved = _save_run(models_dir, run_id, model, metadata, events)
@@ -475,8 +560,13 @@ def _failure_reason(error: Exception) -> str:
 
 
 def _versions() -> dict:
-    versions = {"har": __version__, "keras": keras.__version__, "backend": keras.backend.backend(),
-                "numpy": np.__version__, "python": platform.python_version()}  # fmt: skip
+    versions = {
+        "har": __version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

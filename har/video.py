@@ -77,18 +77,24 @@ class Clip(NamedTuple):
         """
         found = []
         if self.claimed_frames is not None and self.claimed_frames > self.frame_count:
-            found.append(f"The file says it has {self.claimed_frames:,} frames but only {self.frame_count:,} could be "
-                         "decoded: it is truncated or damaged.")  # fmt: skip
+            found.append(
+                f"The file says it has {self.claimed_frames:,} frames but only {self.frame_count:,} could be "
+                "decoded: it is truncated or damaged."
+            )
         if self.broken_frames:
             listed = ", ".join(str(index) for index in self.broken_frames[:5])
             more = ", ..." if len(self.broken_frames) > 5 else ""
-            found.append(f"{len(self.broken_frames):,} frame{'s' if len(self.broken_frames) != 1 else ''} could not "
-                         f"be decoded and {'were' if len(self.broken_frames) != 1 else 'was'} skipped "
-                         f"(frame {listed}{more}).")  # fmt: skip
+            found.append(
+                f"{len(self.broken_frames):,} frame{'s' if len(self.broken_frames) != 1 else ''} could not "
+                f"be decoded and {'were' if len(self.broken_frames) != 1 else 'was'} skipped "
+                f"(frame {listed}{more})."
+            )
         padding = len(self.frames) - self.real_frames
         if padding > 0:
-            found.append(f"Only {self.real_frames} distinct frames for the {len(self.frames)} the model takes: the "
-                         f"last one is repeated {padding} time{'s' if padding != 1 else ''}.")  # fmt: skip
+            found.append(
+                f"Only {self.real_frames} distinct frames for the {len(self.frames)} the model takes: the "
+                f"last one is repeated {padding} time{'s' if padding != 1 else ''}."
+            )
         return found
 
 
@@ -184,7 +190,7 @@ def _check_file(path: Path) -> None:
         raise VideoError(f"{path}: its content is {kind.mime}, not a video; upload an MP4, AVI, MOV, WebM, MKV or GIF.")
 
 
-def _decode_counting(reader: "_Reader", sequence_length: int, max_frames: int) -> Clip:
+def _decode_counting(reader: _Reader, sequence_length: int, max_frames: int) -> Clip:
     """One pass over a clip of unknown length, keeping a thinning reservoir of evenly spaced frames.
 
     The reservoir holds frames at multiples of a stride; when it overflows, every other frame is dropped and
@@ -208,8 +214,15 @@ def _decode_counting(reader: "_Reader", sequence_length: int, max_frames: int) -
     return _clip([frame for _, frame in chosen], [index for index, _ in chosen], count, reader.fps, sequence_length)
 
 
-def _clip(frames: list[np.ndarray], indices: list[int], frame_count: int, fps: float, sequence_length: int,
-          claimed: int | None = None, broken: list[int] = ()) -> Clip:  # fmt: skip
+def _clip(
+    frames: list[np.ndarray],
+    indices: list[int],
+    frame_count: int,
+    fps: float,
+    sequence_length: int,
+    claimed: int | None = None,
+    broken: list[int] = (),
+) -> Clip:
     if not frames:
         raise VideoError("no frame could be decoded; the file is damaged or not a video.")
     padded = frames + [frames[-1]] * (sequence_length - len(frames))
@@ -230,7 +243,9 @@ class _Reader:
         # Phones store rotation as metadata; ORIENTATION_AUTO applies it while decoding.
         self.capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
-            raise VideoError(f"{self.path}: cannot be opened as a video (unknown format, or a damaged or truncated file).")
+            raise VideoError(
+                f"{self.path}: cannot be opened as a video (unknown format, or a damaged or truncated file)."
+            )
         self.capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
 
     def close(self) -> None:
@@ -239,14 +254,20 @@ class _Reader:
             self.capture = None
 
     def check_limits(self, max_seconds: float | None, max_pixels: int | None) -> None:
-        width, height = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        width, height = (
+            int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
         if max_pixels is not None and width * height > max_pixels:
-            raise VideoError(f"{self.path}: frames of {width}x{height} are too large (at most {max_pixels:,} pixels); "
-                             "scale the video down.")  # fmt: skip
+            raise VideoError(
+                f"{self.path}: frames of {width}x{height} are too large (at most {max_pixels:,} pixels); "
+                "scale the video down."
+            )
         count = self.reported_frame_count()
         if max_seconds is not None and count and self.fps > 0 and count / self.fps > max_seconds:
-            raise VideoError(f"{self.path}: {count / self.fps:.0f} s long, over the {max_seconds:.0f} s limit; "
-                             "trim the video.")  # fmt: skip
+            raise VideoError(
+                f"{self.path}: {count / self.fps:.0f} s long, over the {max_seconds:.0f} s limit; trim the video."
+            )
 
     def reported_frame_count(self) -> int | None:
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -256,7 +277,9 @@ class _Reader:
 
     def grab(self, index: int) -> bool:
         if index % 64 == 0 and time.monotonic() > self.deadline:
-            raise VideoError(f"{self.path}: decoding took too long (stopped at frame {index}); trim or re-encode the clip.")
+            raise VideoError(
+                f"{self.path}: decoding took too long (stopped at frame {index}); trim or re-encode the clip."
+            )
         return bool(self.capture.grab())
 
     def retrieve(self) -> np.ndarray | None:
@@ -401,8 +424,14 @@ def read_windows(
     return windows
 
 
-def browser_video(path: str | os.PathLike, out: str | os.PathLike, *, max_side: int = 480, max_seconds: float = 60.0,
-                  timeout: float = 60.0) -> Path:  # fmt: skip
+def browser_video(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    max_side: int = 480,
+    max_seconds: float = 60.0,
+    timeout: float = 60.0,
+) -> Path:
     """Re-encodes a clip as H.264 MP4 that every browser plays (XVID `.avi`, UCF50's format, plays in none).
 
     Uses the ffmpeg binary that imageio-ffmpeg ships, in its own process with a time limit. The copy is scaled
@@ -416,11 +445,33 @@ def browser_video(path: str | os.PathLike, out: str | os.PathLike, *, max_side: 
     import imageio_ffmpeg
 
     path, out = Path(path), Path(out)
-    scale = (f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease,"
-             "scale=trunc(iw/2)*2:trunc(ih/2)*2")  # fmt: skip  # yuv420p needs even sides
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", "-i", str(path),
-               "-t", str(max_seconds), "-an", "-vf", scale, "-c:v", "libx264", "-preset", "veryfast",
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(out)]  # fmt: skip
+    scale = (
+        f"scale='min({max_side},iw)':'min({max_side},ih)':force_original_aspect_ratio=decrease,"
+        "scale=trunc(iw/2)*2:trunc(ih/2)*2"
+    )  # yuv420p needs even sides
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-t",
+        str(max_seconds),
+        "-an",
+        "-vf",
+        scale,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(out),
+    ]
     try:
         result = subprocess.run(command, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:

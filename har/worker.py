@@ -44,8 +44,10 @@ def supervise(folder: Path) -> int:
     # Keep the inherited lock out of every program started from here (the trainer included, and whatever
     # libraries fork and exec): such a child outliving this process would hold the lock after the job ended.
     os.set_inheritable(int(os.environ["HAR_LOCK_FD"]), False)
-    trainer = subprocess.Popen([sys.executable, "-m", "har.worker", str(folder)],
-                               env={**os.environ, "HAR_TRAINER": "1", "HAR_SUPERVISOR": str(os.getpid())})  # fmt: skip
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "har.worker", str(folder)],
+        env={**os.environ, "HAR_TRAINER": "1", "HAR_SUPERVISOR": str(os.getpid())},
+    )
     (folder / "trainer.pid").write_text(str(trainer.pid))
     code = trainer.wait()
     if code < 0:
@@ -85,11 +87,18 @@ def train(folder: Path) -> int:
                 emit({"event": "cancelled", "run": planned.id, "model": planned.model, "seed": planned.seed})
                 break
             run = train_run(
-                spec["cache"], planned.model, models_dir, config=config.replace(seed=planned.seed),
-                run_id=planned.id, job_id=job.id, emit=emit, should_cancel=cancel.exists,
-                backup_dir=folder / "backup" / planned.id, distribute=spec.get("distribute"),
+                spec["cache"],
+                planned.model,
+                models_dir,
+                config=config.replace(seed=planned.seed),
+                run_id=planned.id,
+                job_id=job.id,
+                emit=emit,
+                should_cancel=cancel.exists,
+                backup_dir=folder / "backup" / planned.id,
+                distribute=spec.get("distribute"),
                 mixed_precision=spec.get("mixed_precision", False),
-            )  # fmt: skip
+            )
             if json.loads((run / "metadata.json").read_text())["status"] != "finished":
                 break
         else:

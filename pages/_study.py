@@ -19,38 +19,76 @@ def at_chance_warnings(table: dict) -> None:
     """A warning for every compared run that did no better than guessing, with what to try."""
     for row in table["runs"]:
         if row.get("at_chance"):
-            st.warning(f"**{MODEL_LABELS[row['model']]} · {row['run_id']} is at chance.** {row['at_chance_reason']}",
-                       icon=":material/casino:")  # fmt: skip
+            st.warning(
+                f"**{MODEL_LABELS[row['model']]} · {row['run_id']} is at chance.** {row['at_chance_reason']}",
+                icon=":material/casino:",
+            )
 
 
 def seed_spread(table: dict) -> None:
     """Mean +- sd over seeds per model and split, every seed's point, and whether the gap beats the spread."""
     groups = table["groups"]
     st.subheader("Across seeds", help=GLOSSARY.get("seed"))
-    rows = [{"model": MODEL_LABELS[g["model"]], "split": SPLIT_LABELS.get(g["split"], g["split"]), "seeds": g["n"],
-             "test accuracy": f"{g['accuracy_mean']:.1%}" + (f" ± {g['accuracy_sd']:.1%}" if g["accuracy_sd"] is not None else ""),
-             "lowest": f"{min(g['accuracies']):.1%}", "at chance": f"{g['at_chance']} of {g['n']}"}
-            for g in groups]  # fmt: skip
+    rows = [
+        {
+            "model": MODEL_LABELS[g["model"]],
+            "split": SPLIT_LABELS.get(g["split"], g["split"]),
+            "seeds": g["n"],
+            "test accuracy": f"{g['accuracy_mean']:.1%}"
+            + (f" ± {g['accuracy_sd']:.1%}" if g["accuracy_sd"] is not None else ""),
+            "lowest": f"{min(g['accuracies']):.1%}",
+            "at chance": f"{g['at_chance']} of {g['n']}",
+        }
+        for g in groups
+    ]
     for name, numbers in REPORT_RESULTS.items():
-        rows.append({"model": MODEL_LABELS[name], "split": "the report (one seed)", "seeds": 1,
-                     "test accuracy": f"{numbers['accuracy']:.1%}", "lowest": "–", "at chance": "–"})  # fmt: skip
+        rows.append(
+            {
+                "model": MODEL_LABELS[name],
+                "split": "the report (one seed)",
+                "seeds": 1,
+                "test accuracy": f"{numbers['accuracy']:.1%}",
+                "lowest": "–",
+                "at chance": "–",
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     figure = go.Figure()
     for group in groups:
         label = f"{MODEL_LABELS[group['model']]}, {group['split']}"
-        figure.add_scatter(x=group["accuracies"], y=[label] * group["n"], mode="markers", marker={"size": 11},
-                           text=[f"seed {seed}" for seed in group["seeds"]], name=label,
-                           hovertemplate="%{text}: %{x:.1%}<extra></extra>")  # fmt: skip
+        figure.add_scatter(
+            x=group["accuracies"],
+            y=[label] * group["n"],
+            mode="markers",
+            marker={"size": 11},
+            text=[f"seed {seed}" for seed in group["seeds"]],
+            name=label,
+            hovertemplate="%{text}: %{x:.1%}<extra></extra>",
+        )
         if group["accuracy_sd"] is not None:
-            figure.add_scatter(x=[group["accuracy_mean"] - group["accuracy_sd"], group["accuracy_mean"] + group["accuracy_sd"]],
-                               y=[label] * 2, mode="lines", line={"width": 6}, opacity=0.35, showlegend=False,
-                               hoverinfo="skip")  # fmt: skip
+            figure.add_scatter(
+                x=[group["accuracy_mean"] - group["accuracy_sd"], group["accuracy_mean"] + group["accuracy_sd"]],
+                y=[label] * 2,
+                mode="lines",
+                line={"width": 6},
+                opacity=0.35,
+                showlegend=False,
+                hoverinfo="skip",
+            )
     for name, numbers in REPORT_RESULTS.items():
-        figure.add_scatter(x=[numbers["accuracy"]], y=[f"{MODEL_LABELS[name]}, the report"], mode="markers",
-                           marker={"symbol": "diamond", "size": 12, "color": "grey"}, name=f"{MODEL_LABELS[name]} (report)")  # fmt: skip
-    figure.update_layout(height=90 + 45 * (len(groups) + 2), margin={"t": 10, "b": 10}, showlegend=False,
-                         xaxis={"title": "test accuracy (each point one seed; bar: mean ± sd)", "range": [0, 1.02],
-                                "tickformat": ".0%"})  # fmt: skip
+        figure.add_scatter(
+            x=[numbers["accuracy"]],
+            y=[f"{MODEL_LABELS[name]}, the report"],
+            mode="markers",
+            marker={"symbol": "diamond", "size": 12, "color": "grey"},
+            name=f"{MODEL_LABELS[name]} (report)",
+        )
+    figure.update_layout(
+        height=90 + 45 * (len(groups) + 2),
+        margin={"t": 10, "b": 10},
+        showlegend=False,
+        xaxis={"title": "test accuracy (each point one seed; bar: mean ± sd)", "range": [0, 1.02], "tickformat": ".0%"},
+    )
     st.plotly_chart(figure, width="stretch", key="seed-spread")
     for difference in table["differences"]:
         show = st.success if difference["beyond_seed_spread"] else st.info
@@ -67,8 +105,12 @@ def split_lesson(table: dict) -> None:
     columns = st.columns(len(both))
     for column, model in zip(columns, both):
         report, group = by_key[(model, "report")]["accuracy_mean"], by_key[(model, "group")]["accuracy_mean"]
-        column.metric(f"{MODEL_LABELS[model]}: report split → group split", f"{group:.1%}", f"{group - report:+.1%}",
-                      help="Mean test accuracy over the seeds on each split; the change is group minus report.")  # fmt: skip
+        column.metric(
+            f"{MODEL_LABELS[model]}: report split → group split",
+            f"{group:.1%}",
+            f"{group - report:+.1%}",
+            help="Mean test accuracy over the seeds on each split; the change is group minus report.",
+        )
     st.markdown(
         "UCF50's clips come in groups: the clips of one group are cut from one video, with the same actor, scene "
         "and camera. A random split (the report's) puts clips of the same group in training and in test, so a "
@@ -95,8 +137,9 @@ def test_predictions(runs, models_dir) -> list:
     predictions = []
     for run in runs:
         try:
-            predictions.append(_test_predictions(str(run.path), (run.path / "model.keras").stat().st_mtime,
-                                                 str(models_dir)))  # fmt: skip
+            predictions.append(
+                _test_predictions(str(run.path), (run.path / "model.keras").stat().st_mtime, str(models_dir))
+            )
         except (OSError, ValueError) as error:
             st.caption(f"{run.id}: {error}")
     return predictions
@@ -108,19 +151,28 @@ def calibration(predictions: list) -> None:
 
     if not predictions:
         return
-    st.subheader("Confidence you can read",
-                 help="A calibrated model is right 80% of the time when it says 80%. Bars below the diagonal: "
-                      "over-confident.")  # fmt: skip
+    st.subheader(
+        "Confidence you can read",
+        help="A calibrated model is right 80% of the time when it says 80%. Bars below the diagonal: over-confident.",
+    )
     figure = go.Figure()
     figure.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="calibrated")
     for prediction in predictions:
         diagram = reliability(prediction, bins=10)
         filled = [b for b in diagram["bins"] if b["clips"]]
-        figure.add_scatter(x=[b["confidence"] for b in filled], y=[b["accuracy"] for b in filled],
-                           mode="lines+markers", name=f"{prediction.run_id} (ECE {diagram['ece']:.3f})",
-                           text=[f"{b['clips']} clips" for b in filled])  # fmt: skip
-    figure.update_layout(height=380, xaxis={"title": "confidence (top class probability)", "range": [0, 1]},
-                         yaxis={"title": "accuracy", "range": [0, 1.02]}, margin={"t": 10, "b": 10})  # fmt: skip
+        figure.add_scatter(
+            x=[b["confidence"] for b in filled],
+            y=[b["accuracy"] for b in filled],
+            mode="lines+markers",
+            name=f"{prediction.run_id} (ECE {diagram['ece']:.3f})",
+            text=[f"{b['clips']} clips" for b in filled],
+        )
+    figure.update_layout(
+        height=380,
+        xaxis={"title": "confidence (top class probability)", "range": [0, 1]},
+        yaxis={"title": "accuracy", "range": [0, 1.02]},
+        margin={"t": 10, "b": 10},
+    )
     st.plotly_chart(figure, width="stretch", key="reliability")
 
 
@@ -140,8 +192,10 @@ def mistakes(predictions: list) -> None:
     true_class = left.selectbox("True class", names, key="cell-true")
     predicted = right.selectbox("Predicted as", names, index=min(1, len(names) - 1), key="cell-predicted")
     clips = confusion_cell(predictions, true_class, predicted)
-    st.caption(f"{len(clips)} test clip{'s' if len(clips) != 1 else ''} of {true_class} that {first.run_id} "
-               f"called {predicted}" + ("" if len(clips) <= 6 else "; the 6 it was surest of"))  # fmt: skip
+    st.caption(
+        f"{len(clips)} test clip{'s' if len(clips) != 1 else ''} of {true_class} that {first.run_id} "
+        f"called {predicted}" + ("" if len(clips) <= 6 else "; the 6 it was surest of")
+    )
     if not clips:
         return
     from pages._ui import paths

@@ -79,9 +79,11 @@ def run_description(run) -> str:
     cache = Path(dataset["cache"]).name if dataset.get("cache") else "an unknown cache"
     clips = f", {plural(dataset['clips'], 'clip')}" if dataset.get("clips") else ""
     classes = ", ".join(metadata.get("classes") or []) or "unknown"
-    return (f"**{MODEL_LABELS.get(run.model, run.model)}** run `{run.id}`: trained on `{cache}`{clips} "
-            f"({split.get('name', '?')} split), {plural(metadata.get('epochs_run') or 0, 'epoch')}; "
-            f"knows {plural(len(metadata.get('classes') or []), 'class', 'classes')}: {classes}")
+    return (
+        f"**{MODEL_LABELS.get(run.model, run.model)}** run `{run.id}`: trained on `{cache}`{clips} "
+        f"({split.get('name', '?')} split), {plural(metadata.get('epochs_run') or 0, 'epoch')}; "
+        f"knows {plural(len(metadata.get('classes') or []), 'class', 'classes')}: {classes}"
+    )
 
 
 def owner() -> bool:
@@ -111,8 +113,12 @@ def owner_sign_in() -> None:
     if owner():
         st.sidebar.success("Owner mode: you can get data, train and manage runs.", icon=":material/key:")
         return
-    token = st.sidebar.text_input("Owner token", type="password", key="owner_token_input",
-                                  help="Only the Space's owner has it (the HAR_OWNER_TOKEN secret).")  # fmt: skip
+    token = st.sidebar.text_input(
+        "Owner token",
+        type="password",
+        key="owner_token_input",
+        help="Only the Space's owner has it (the HAR_OWNER_TOKEN secret).",
+    )
     if token:
         if access.is_owner(token):
             st.session_state["owner_token"] = token

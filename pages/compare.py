@@ -27,8 +27,9 @@ def comparison(run_ids: tuple[str, ...], models_folder: str, stamp: float) -> di
 
     import_keras()  # evaluating loads the models: without TensorFlow's C++ start-up lines on the terminal
     table = compare(list(run_ids), models_folder)
-    table["evaluations"] = {run_id: json.loads((Path(models_folder) / run_id / "evaluation.json").read_text())
-                            for run_id in run_ids}  # fmt: skip
+    table["evaluations"] = {
+        run_id: json.loads((Path(models_folder) / run_id / "evaluation.json").read_text()) for run_id in run_ids
+    }
     return table
 
 
@@ -50,18 +51,38 @@ def pick_runs() -> list:
 def summary_table(table: dict, runs) -> None:
     """Test accuracy and loss of each run and of the report, formatted (no empty cells shown as None)."""
     by_id = {run.id: run for run in runs}
-    rows = [{"run": run_label(by_id[row["run_id"]]), "test accuracy": f"{row['accuracy']:.2%}",
-             "test loss": f"{row['loss']:.4f}", "parameters": f"{row['parameters']:,}",
-             "epochs": str(row["epochs_run"]), "training": f"{row['training_seconds']:,.0f} s",
-             "per clip": f"{row['latency_ms']:.1f} ms", "split": row["split"]} for row in table["runs"]]  # fmt: skip
+    rows = [
+        {
+            "run": run_label(by_id[row["run_id"]]),
+            "test accuracy": f"{row['accuracy']:.2%}",
+            "test loss": f"{row['loss']:.4f}",
+            "parameters": f"{row['parameters']:,}",
+            "epochs": str(row["epochs_run"]),
+            "training": f"{row['training_seconds']:,.0f} s",
+            "per clip": f"{row['latency_ms']:.1f} ms",
+            "split": row["split"],
+        }
+        for row in table["runs"]
+    ]
     for name, numbers in table["report"].items():
-        rows.append({"run": f"{MODEL_LABELS[name]} · the report", "test accuracy": f"{numbers['accuracy']:.2%}",
-                     "test loss": f"{numbers['loss']:.4f}", "parameters": f"{numbers['parameters']:,}",
-                     "epochs": "–", "training": "–", "per clip": "–", "split": "report (random)"})  # fmt: skip
+        rows.append(
+            {
+                "run": f"{MODEL_LABELS[name]} · the report",
+                "test accuracy": f"{numbers['accuracy']:.2%}",
+                "test loss": f"{numbers['loss']:.4f}",
+                "parameters": f"{numbers['parameters']:,}",
+                "epochs": "–",
+                "training": "–",
+                "per clip": "–",
+                "split": "report (random)",
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption("The report used UCF50's WalkingWithDog, TaiChi, Swing and HorseRace; runs here use the classes of "
-               "their frame cache. A 'group' split keeps each UCF50 group (actor and scene) on one side.",
-               help=GLOSSARY["group split"])  # fmt: skip
+    st.caption(
+        "The report used UCF50's WalkingWithDog, TaiChi, Swing and HorseRace; runs here use the classes of "
+        "their frame cache. A 'group' split keeps each UCF50 group (actor and scene) on one side.",
+        help=GLOSSARY["group split"],
+    )
 
 
 def f1_table(table: dict, runs) -> None:
@@ -81,11 +102,14 @@ def explain_reversal(table: dict) -> None:
     report_order = sorted(REPORT_RESULTS, key=lambda name: REPORT_RESULTS[name]["accuracy"])
     here_order = sorted(best, key=best.get)
     if best[here_order[0]] != best[here_order[1]] and here_order != report_order:
-        st.info(f"Here the {MODEL_LABELS[here_order[1]]} is ahead; in the report the {MODEL_LABELS[report_order[1]]} "
-                "was. That can happen: different data (the demo's synthetic versions of the report's four classes are not UCF50's videos), a "
-                "small test split where a few clips change the ranking, another split (random clips vs groups), and "
-                "seeds: one training run per model is one draw, and two seeds of the same model can differ by more "
-                "than the report's gap.", icon=":material/info:")  # fmt: skip
+        st.info(
+            f"Here the {MODEL_LABELS[here_order[1]]} is ahead; in the report the {MODEL_LABELS[report_order[1]]} "
+            "was. That can happen: different data (the demo's synthetic versions of the report's four classes are not UCF50's videos), a "
+            "small test split where a few clips change the ranking, another split (random clips vs groups), and "
+            "seeds: one training run per model is one draw, and two seeds of the same model can differ by more "
+            "than the report's gap.",
+            icon=":material/info:",
+        )
 
 
 def training_curves(runs) -> go.Figure:
@@ -95,9 +119,15 @@ def training_curves(runs) -> go.Figure:
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for prefix, dash in (("", "solid"), ("val_", "dot")):
                 values = history.get(prefix + metric, [])
-                figure.add_scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers",
-                                   line={"dash": dash}, row=1, col=column,
-                                   name=f"{run_label(run)} {'validation' if prefix else 'train'} {metric}")  # fmt: skip
+                figure.add_scatter(
+                    x=list(range(1, len(values) + 1)),
+                    y=values,
+                    mode="lines+markers",
+                    line={"dash": dash},
+                    row=1,
+                    col=column,
+                    name=f"{run_label(run)} {'validation' if prefix else 'train'} {metric}",
+                )
     figure.update_xaxes(title_text="epoch", tick0=1, dtick=1)
     figure.update_layout(height=380, margin={"t": 40, "b": 10})
     return figure
@@ -112,18 +142,28 @@ def confusion_matrices(runs, table: dict, normalise: bool) -> go.Figure:
         if normalise:
             matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         matrices.append(matrix)
-    figure = make_subplots(rows=1, cols=len(runs), subplot_titles=[run_label(run) for run in runs],
-                           horizontal_spacing=0.08)  # fmt: skip
+    figure = make_subplots(
+        rows=1, cols=len(runs), subplot_titles=[run_label(run) for run in runs], horizontal_spacing=0.08
+    )
     for i, (evaluation, matrix) in enumerate(zip(evaluations, matrices), 1):
         text = [[f"{value:.0%}" if normalise else f"{value:.0f}" for value in row] for row in matrix]
-        figure.add_heatmap(z=matrix.tolist(), x=evaluation["classes"], y=evaluation["classes"], text=text,
-                           texttemplate="%{text}", coloraxis="coloraxis", row=1, col=i)  # fmt: skip
+        figure.add_heatmap(
+            z=matrix.tolist(),
+            x=evaluation["classes"],
+            y=evaluation["classes"],
+            text=text,
+            texttemplate="%{text}",
+            coloraxis="coloraxis",
+            row=1,
+            col=i,
+        )
         figure.update_xaxes(title_text="predicted", row=1, col=i)
         figure.update_yaxes(autorange="reversed", row=1, col=i)
     figure.update_yaxes(title_text="true", row=1, col=1)
     top = 1.0 if normalise else max(float(matrix.max()) for matrix in matrices)
-    figure.update_layout(coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": top}, height=380,
-                         margin={"t": 40, "b": 10})  # fmt: skip
+    figure.update_layout(
+        coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": top}, height=380, margin={"t": 40, "b": 10}
+    )
     return figure
 
 

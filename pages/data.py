@@ -25,8 +25,11 @@ def demo_status(demo: Path, cache: Path) -> None:
         generate_demo(demo, progress=progress_callback(bar, "clips"))
         build_cache(demo, cache, progress=progress_callback(bar, "frames"))
         done = "was already here: reused" if existed else "ready"
-        status.update(label=f"Demo dataset and frame cache: {'already here, reused' if existed else 'ready'}",
-                      state="complete", expanded=False)  # fmt: skip
+        status.update(
+            label=f"Demo dataset and frame cache: {'already here, reused' if existed else 'ready'}",
+            state="complete",
+            expanded=False,
+        )
     st.success(f"Demo dataset {done}: `{demo}`, frame cache `{cache.name}`. Next: train on the Train page.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
@@ -36,22 +39,30 @@ public = access.public_mode()
 
 demo_tab, ucf50_tab = st.tabs(["Built-in demo", "UCF50"])
 with demo_tab:
-    st.write(f"Synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
-             "written as real XVID videos in UCF50's layout. Works offline.")  # fmt: skip
+    st.write(
+        f"Synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
+        "written as real XVID videos in UCF50's layout. Works offline."
+    )
     demo_cache = default_cache_path(data_dir, data_dir / "demo", 20, 64)
     if (demo_cache / "meta.json").is_file():
-        st.caption(f"Already here: the demo dataset and its frame cache `{demo_cache.name}`. Generating again "
-                   "reuses both when nothing changed.")  # fmt: skip
+        st.caption(
+            f"Already here: the demo dataset and its frame cache `{demo_cache.name}`. Generating again "
+            "reuses both when nothing changed."
+        )
     if owner_only("Generating the demo") and st.button("Generate the demo dataset", type="primary"):
         try:
             demo_status(data_dir / "demo", demo_cache)
         except (OSError, ValueError) as error:
-            st.error(f"The demo could not be generated: {error}. Free some disk space or check the data folder, "
-                     "then press the button again.")  # fmt: skip
+            st.error(
+                f"The demo could not be generated: {error}. Free some disk space or check the data folder, "
+                "then press the button again."
+            )
 
 with ucf50_tab:
-    st.write("UCF50: 6,676 YouTube clips of 50 actions, 25 groups each. The archive is 3.2 GB. Getting it and "
-             "building its frame cache runs as a background job: you can leave this page and come back.")  # fmt: skip
+    st.write(
+        "UCF50: 6,676 YouTube clips of 50 actions, 25 groups each. The archive is 3.2 GB. Getting it and "
+        "building its frame cache runs as a background job: you can leave this page and come back."
+    )
     if owner_only("Getting UCF50"):
         classes = st.multiselect("Classes to extract", UCF50_CLASSES, default=list(REPORT_CLASSES))
         source = url = ""
@@ -60,9 +71,13 @@ with ucf50_tab:
             url = st.text_input("Download from", UCF50_URL)
         if st.button("Get UCF50 and build its frame cache"):
             try:
-                options = pipeline.Options(data_dir=str(data_dir), source=source.strip() or None,
-                                           url=url.strip() or None, classes=tuple(classes or REPORT_CLASSES),
-                                           until="cache")  # fmt: skip
+                options = pipeline.Options(
+                    data_dir=str(data_dir),
+                    source=source.strip() or None,
+                    url=url.strip() or None,
+                    classes=tuple(classes or REPORT_CLASSES),
+                    until="cache",
+                )
                 started = pipeline.start(options, models_dir)
                 st.toast(f"Background job {started.id} started.")
             except (jobs.JobBusy, OSError, ValueError) as error:
@@ -74,9 +89,16 @@ if owner_only("Building a frame cache"):
     candidates = [data_dir / "demo", data_dir / "UCF50"]
     datasets = [str(path) for path in candidates if path.is_dir()]
     other = [] if public else ["Other folder or archive..."]
-    source = (st.selectbox("Dataset", datasets + other, index=0,
-                           format_func=lambda choice: Path(choice).name if choice in datasets else choice)
-              if datasets + other else None)  # fmt: skip
+    source = (
+        st.selectbox(
+            "Dataset",
+            datasets + other,
+            index=0,
+            format_func=lambda choice: Path(choice).name if choice in datasets else choice,
+        )
+        if datasets + other
+        else None
+    )
     if source == "Other folder or archive...":
         source = st.text_input("Path", "")
     available = []
@@ -93,9 +115,15 @@ if owner_only("Building a frame cache"):
     if st.button("Build the frame cache", type="primary", disabled=not source):
         bar = st.progress(0.0)
         try:
-            out = prepare_cache(source, data_dir=data_dir, classes=chosen or None, sequence_length=int(sequence_length),
-                                image_size=int(image_size), on_extract=progress_callback(bar, "extracting"),
-                                on_decode=progress_callback(bar, "clips"))  # fmt: skip
+            out = prepare_cache(
+                source,
+                data_dir=data_dir,
+                classes=chosen or None,
+                sequence_length=int(sequence_length),
+                image_size=int(image_size),
+                on_extract=progress_callback(bar, "extracting"),
+                on_decode=progress_callback(bar, "clips"),
+            )
             st.success(f"Frame cache ready: `{out.name}`.")
         except (OSError, ValueError) as error:
             st.error(str(error))
@@ -118,8 +146,10 @@ st.dataframe(
     pd.DataFrame({"clips": info["classes"], "groups": info["groups_per_class"]}).rename_axis("class"),
     width="stretch",
 )
-st.caption(f"{info['clips']:,} clips, {info['padded_clips']:,} padded, {info['skipped_clips']:,} unreadable and skipped, "
-           f"{info['bytes_on_disk'] / 1e6:.1f} MB on disk.")  # fmt: skip
+st.caption(
+    f"{info['clips']:,} clips, {info['padded_clips']:,} padded, {info['skipped_clips']:,} unreadable and skipped, "
+    f"{info['bytes_on_disk'] / 1e6:.1f} MB on disk."
+)
 for label, name in enumerate(cache.class_names):
     first = int((cache.labels == label).argmax())
     st.image(frame_strip(cache.frames[first], columns=10), caption=f"{name}: {Path(cache.sources[first]).name}")

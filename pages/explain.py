@@ -35,8 +35,9 @@ def explainer_for(run) -> Explainer:
 
 upload = st.file_uploader("A video clip", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS])
 samples = find_clips(data_dir / "demo") if (data_dir / "demo").is_dir() else []
-sample = st.selectbox("...or a sample clip", [None, *samples],
-                      format_func=lambda clip: "none" if clip is None else clip.path.name)  # fmt: skip
+sample = st.selectbox(
+    "...or a sample clip", [None, *samples], format_func=lambda clip: "none" if clip is None else clip.path.name
+)
 if upload is not None:
     name, data = upload.name, upload.getvalue()
 elif sample is not None:
@@ -58,38 +59,61 @@ with tempfile.TemporaryDirectory() as folder:
         explanations = [e.explain(clips[(e.sequence_length, e.image_size)]) for e in explainers]
         frame_count = next(iter(clips.values())).frame_count
         st.subheader("Which frames", help=GLOSSARY["sequence length"])
-        length = st.slider("Sequence length", 1, min(max(frame_count, 1), 60), explainers[0].sequence_length,
-                           help="Move it to see which frames a model taking this many would sample.")  # fmt: skip
+        length = st.slider(
+            "Sequence length",
+            1,
+            min(max(frame_count, 1), 60),
+            explainers[0].sequence_length,
+            help="Move it to see which frames a model taking this many would sample.",
+        )
         chosen = sample_indices(frame_count, length)
         preview = decode_untrusted(path, length, 48)
     except (VideoError, ValueError, OSError) as error:
         st.error(str(error).replace(str(path), name))
         st.stop()
 
-timeline = pd.DataFrame({"frame": range(frame_count), "sampled": ["sampled" if i in set(chosen) else "skipped"
-                                                                 for i in range(frame_count)]})  # fmt: skip
-chart = px.scatter(timeline, x="frame", y=[0] * frame_count, color="sampled", height=140,
-                   color_discrete_map={"sampled": "crimson", "skipped": "lightgrey"})  # fmt: skip
+timeline = pd.DataFrame(
+    {"frame": range(frame_count), "sampled": ["sampled" if i in set(chosen) else "skipped" for i in range(frame_count)]}
+)
+chart = px.scatter(
+    timeline,
+    x="frame",
+    y=[0] * frame_count,
+    color="sampled",
+    height=140,
+    color_discrete_map={"sampled": "crimson", "skipped": "lightgrey"},
+)
 chart.update_yaxes(visible=False)
 chart.update_layout(margin={"t": 10, "b": 10}, legend_title_text="")
 st.plotly_chart(chart, width="stretch")
-st.image(frame_strip(preview.frames[: len(chosen)], columns=min(len(chosen), 20)),
-         caption=f"{len(chosen)} frames of {frame_count}: every {max(frame_count // length, 1)}th frame from 0")  # fmt: skip
+st.image(
+    frame_strip(preview.frames[: len(chosen)], columns=min(len(chosen), 20)),
+    caption=f"{len(chosen)} frames of {frame_count}: every {max(frame_count // length, 1)}th frame from 0",
+)
 
 st.subheader("The answers")
 columns = st.columns(len(explanations))
 for column, explanation in zip(columns, explanations):
     top = explanation.label
-    column.metric(MODEL_LABELS.get(explanation.model, explanation.model), top,
-                  f"{explanation.probabilities.max():.1%}", delta_color="off")  # fmt: skip
+    column.metric(
+        MODEL_LABELS.get(explanation.model, explanation.model),
+        top,
+        f"{explanation.probabilities.max():.1%}",
+        delta_color="off",
+    )
     ood = explanation.ood
     if ood["out_of_distribution"]:
-        column.warning(f"This clip is unlike anything this model was trained on (score {ood['ood_score']:.3g}, "
-                       f"threshold {ood['ood_threshold']:.3g}): the {explanation.probabilities.max():.0%} means "
-                       "little.", icon=":material/help:")  # fmt: skip
+        column.warning(
+            f"This clip is unlike anything this model was trained on (score {ood['ood_score']:.3g}, "
+            f"threshold {ood['ood_threshold']:.3g}): the {explanation.probabilities.max():.0%} means "
+            "little.",
+            icon=":material/help:",
+        )
     elif ood["out_of_distribution"] is False:
-        column.caption(f"Like the training clips (score {ood['ood_score']:.3g} ≤ {ood['ood_threshold']:.3g}).",
-                       help=GLOSSARY["out-of-distribution"])  # fmt: skip
+        column.caption(
+            f"Like the training clips (score {ood['ood_score']:.3g} ≤ {ood['ood_threshold']:.3g}).",
+            help=GLOSSARY["out-of-distribution"],
+        )
     else:
         column.caption(f"Cannot tell how unusual this clip is: {ood['ood_note']}", help=GLOSSARY["out-of-distribution"])
 
@@ -111,8 +135,10 @@ for column, explanation in zip(columns, explanations):
     chart = px.bar(long_form, x="clip", y="probability", color="class", barmode="group", height=260, range_y=[0, 1])
     chart.update_layout(margin={"t": 10, "b": 10})
     column.plotly_chart(chart, width="stretch", key=f"order-{explanation.run_id}")
-    column.caption(f"Frozen: frame {explanation.sampled_frames[explanation.frozen_position]} repeated; shuffled "
-                   "with seed 27. The same answer for all four means the model reads the scene, not the motion.")  # fmt: skip
+    column.caption(
+        f"Frozen: frame {explanation.sampled_frames[explanation.frozen_position]} repeated; shuffled "
+        "with seed 27. The same answer for all four means the model reads the scene, not the motion."
+    )
 
 st.subheader("Where in the frame", help=GLOSSARY["grad-cam"])
 columns = st.columns(len(explanations))
@@ -120,16 +146,28 @@ for column, explanation in zip(columns, explanations):
     if explanation.heat_maps is None:
         column.info(explanation.heat_note)
         continue
-    column.image(frame_strip(heat_overlay(explanation.frames, explanation.heat_maps), columns=5), width="stretch",
-                 caption=f"Grad-CAM on {explanation.heat_layer} for {explanation.label}: red = strong evidence")  # fmt: skip
+    column.image(
+        frame_strip(heat_overlay(explanation.frames, explanation.heat_maps), columns=5),
+        width="stretch",
+        caption=f"Grad-CAM on {explanation.heat_layer} for {explanation.label}: red = strong evidence",
+    )
 
 st.subheader("What the first layer sees", help=GLOSSARY["feature maps"])
 columns = st.columns(len(explanations))
 for column, explanation in zip(columns, explanations):
     maps = explanation.feature_maps  # (T, h, w, C)
-    position = column.slider("Frame", 0, len(maps) - 1, len(maps) // 2, key=f"maps-{explanation.run_id}",
-                             help=GLOSSARY["timedistributed" if explanation.model == "lrcn" else "convlstm gates"])  # fmt: skip
-    column.image(map_grid(maps[position].transpose(2, 0, 1), columns=4, cell=128), width="stretch",
-                 caption=f"{maps.shape[-1]} maps of {explanation.feature_layer} at frame "
-                         f"{explanation.sampled_frames[position]}"
-                         + (" (hidden states: the memory of every frame so far)" if explanation.model == "convlstm" else ""))  # fmt: skip
+    position = column.slider(
+        "Frame",
+        0,
+        len(maps) - 1,
+        len(maps) // 2,
+        key=f"maps-{explanation.run_id}",
+        help=GLOSSARY["timedistributed" if explanation.model == "lrcn" else "convlstm gates"],
+    )
+    column.image(
+        map_grid(maps[position].transpose(2, 0, 1), columns=4, cell=128),
+        width="stretch",
+        caption=f"{maps.shape[-1]} maps of {explanation.feature_layer} at frame "
+        f"{explanation.sampled_frames[position]}"
+        + (" (hidden states: the memory of every frame so far)" if explanation.model == "convlstm" else ""),
+    )

@@ -25,10 +25,13 @@ def storage_note() -> None:
     if where["persistent"]:
         return
     if access.public_mode():  # no folder names for visitors
-        st.warning("Storage here is not persistent: runs trained on this Space vanish when it restarts.",
-                   icon=":material/cloud_off:")  # fmt: skip
+        st.warning(
+            "Storage here is not persistent: runs trained on this Space vanish when it restarts.",
+            icon=":material/cloud_off:",
+        )
     else:
         st.warning(f"Storage is not persistent: {where['reason']}", icon=":material/cloud_off:")
+
 
 st.title("HAR Studio")
 st.markdown(
@@ -49,8 +52,9 @@ st.subheader("The report's results (test split)", help=GLOSSARY["test split"])
 columns = st.columns(4)
 for i, (name, label) in enumerate((("convlstm", "ConvLSTM"), ("lrcn", "LRCN"))):
     results = REPORT_RESULTS[name]
-    columns[2 * i].metric(f"{label} test accuracy", f"{results['accuracy']:.2%}",
-                          help=f"{results['parameters']:,} parameters")  # fmt: skip
+    columns[2 * i].metric(
+        f"{label} test accuracy", f"{results['accuracy']:.2%}", help=f"{results['parameters']:,} parameters"
+    )
     columns[2 * i + 1].metric(f"{label} test loss", f"{results['loss']:.4f}")
 if REPORT_TEXT.is_file():
     with st.expander("Read the report", icon=":material/description:"):
@@ -98,11 +102,15 @@ show_live = st.toggle("Check against the models as built here, with their diagra
 live = live_models() if show_live else {}
 tabs = st.tabs(["ConvLSTM (Figure 1)", "LRCN (Figure 2)"])
 for tab, name in zip(tabs, ("convlstm", "lrcn")):
-    table = pd.DataFrame({
-        "Layer": layer_names(name),
-        "Output shape": ["(None, " + ", ".join(f"{size:,}" for size in row[1]) + ")" for row in REPORT_LAYERS[name]],
-        "Parameters": [f"{row[2]:,}" for row in REPORT_LAYERS[name]],
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "Layer": layer_names(name),
+            "Output shape": [
+                "(None, " + ", ".join(f"{size:,}" for size in row[1]) + ")" for row in REPORT_LAYERS[name]
+            ],
+            "Parameters": [f"{row[2]:,}" for row in REPORT_LAYERS[name]],
+        }
+    )
     if live:
         built = [(layer, tuple(shape), params) for layer, shape, params in live["tables"][name]]
         table["Matches har's model"] = [row == tuple(REPORT_LAYERS[name][i]) for i, row in enumerate(built)]

@@ -35,9 +35,12 @@ def offer_demo_training() -> None:
 
 def show_runs(runs) -> None:
     """Which run answers for each model, what it learnt from, and the classes it knows."""
-    st.caption("Each model only knows the classes it was trained on: any clip gets one of those, however "
-               "different it is. Probabilities say how sure the model is among them, not whether the clip "
-               "shows any of them.", help=GLOSSARY["out-of-distribution"])  # fmt: skip
+    st.caption(
+        "Each model only knows the classes it was trained on: any clip gets one of those, however "
+        "different it is. Probabilities say how sure the model is among them, not whether the clip "
+        "shows any of them.",
+        help=GLOSSARY["out-of-distribution"],
+    )
     with st.expander("Which runs answer", expanded=False):
         for run in runs:
             st.markdown(f"- {run_description(run)}")
@@ -52,9 +55,17 @@ def probability_chart(probabilities: dict[str, float], order: list[str]) -> go.F
     names = [name for name in order if name in probabilities]
     values = [probabilities[name] for name in names]
     top = max(probabilities, key=probabilities.get)
-    chart = go.Figure(go.Bar(x=values, y=names, orientation="h", text=[f"{value:.1%}" for value in values],
-                             textposition="outside", cliponaxis=False,
-                             marker_color=["#1f77b4" if name == top else "#aec7e8" for name in names]))  # fmt: skip
+    chart = go.Figure(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            text=[f"{value:.1%}" for value in values],
+            textposition="outside",
+            cliponaxis=False,
+            marker_color=["#1f77b4" if name == top else "#aec7e8" for name in names],
+        )
+    )
     chart.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
     chart.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=names)
     chart.update_layout(height=90 + 30 * len(names), margin={"t": 10, "b": 10, "l": 10, "r": 50})
@@ -62,10 +73,12 @@ def probability_chart(probabilities: dict[str, float], order: list[str]) -> go.F
 
 
 def timeline_chart(timeline, class_names) -> go.Figure:
-    long_form = timeline.melt(id_vars=["start"], value_vars=list(class_names), var_name="class",
-                              value_name="probability")  # fmt: skip
-    chart = px.line(long_form, x="start", y="probability", color="class", markers=True,
-                    category_orders={"class": list(class_names)})  # fmt: skip
+    long_form = timeline.melt(
+        id_vars=["start"], value_vars=list(class_names), var_name="class", value_name="probability"
+    )
+    chart = px.line(
+        long_form, x="start", y="probability", color="class", markers=True, category_orders={"class": list(class_names)}
+    )
     chart.update_xaxes(title_text="window start (seconds)", ticksuffix=" s")
     chart.update_yaxes(range=[0, 1], tickformat=".0%")
     chart.update_layout(height=300, margin={"t": 10, "b": 10})
@@ -99,8 +112,9 @@ def visitor() -> str:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     context = get_script_run_ctx()
-    return access.visitor_key(dict(st.context.headers), st.context.ip_address,
-                              context.session_id if context else "local")  # fmt: skip
+    return access.visitor_key(
+        dict(st.context.headers), st.context.ip_address, context.session_id if context else "local"
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -126,9 +140,11 @@ def show_ood(column, predictor, run, frames) -> None:
 
     verdict = out_of_distribution(predictor, run, frames)
     if verdict["out_of_distribution"]:
-        column.warning(f"Unlike the clips this model was trained on (score {verdict['ood_score']:.2f} > "
-                       f"{verdict['ood_threshold']:.2f}): its answer means little here.",
-                       icon=":material/help:")  # fmt: skip
+        column.warning(
+            f"Unlike the clips this model was trained on (score {verdict['ood_score']:.2f} > "
+            f"{verdict['ood_threshold']:.2f}): its answer means little here.",
+            icon=":material/help:",
+        )
 
 
 def admit(allowance: access.UploadAllowance, upload_id: str | None, size: int) -> str | None:
@@ -174,8 +190,11 @@ def answer_clip(path: Path, name: str, runs, predictors, order: list[str]) -> No
     first = next(iter(sampled.values()))
     left, right = st.columns([1, 2])
     player = left.empty()
-    right.image(frame_strip(first.frames, columns=10), width="stretch",
-                caption=f"{first.real_frames} frames sampled of {first.frame_count:,}")  # fmt: skip
+    right.image(
+        frame_strip(first.frames, columns=10),
+        width="stretch",
+        caption=f"{first.real_frames} frames sampled of {first.frame_count:,}",
+    )
     for problem in first.problems():
         st.warning(f"{name}: {problem} The answer below rests on what could be read.", icon=":material/warning:")
     columns = st.columns(len(predictors))
@@ -183,10 +202,10 @@ def answer_clip(path: Path, name: str, runs, predictors, order: list[str]) -> No
         clip = sampled[(predictor.sequence_length, predictor.image_size)]
         probabilities = predictor.as_dict(predictor.predict_frames(clip.frames))
         top = next(iter(probabilities))
-        column.markdown(f"**{MODEL_LABELS[predictor.model_name]}**: {top} ({probabilities[top]:.1%})  \n"
-                        f"run `{predictor.run_id}`")  # fmt: skip
-        column.plotly_chart(probability_chart(probabilities, order), width="stretch",
-                            key=f"{name}-{predictor.run_id}")  # fmt: skip
+        column.markdown(
+            f"**{MODEL_LABELS[predictor.model_name]}**: {top} ({probabilities[top]:.1%})  \nrun `{predictor.run_id}`"
+        )
+        column.plotly_chart(probability_chart(probabilities, order), width="stretch", key=f"{name}-{predictor.run_id}")
         show_ood(column, predictor, run, clip.frames)
     show_player(player, path, name, folder)
     seconds = first.frame_count / first.fps if first.fps else 0
@@ -216,11 +235,16 @@ def show_timelines(path: Path, name: str, predictors) -> None:
             column.error(str(error).replace(str(path), name))
             continue
         column.markdown(f"{label} (run `{predictor.run_id}`)")
-        column.plotly_chart(timeline_chart(timeline, predictor.class_names), width="stretch",
-                            key=f"{name}-timeline-{predictor.run_id}")  # fmt: skip
-        column.download_button(f"Download the {label} observation sequence (CSV)", timeline.to_csv(index=False),
-                               file_name=f"{Path(name).stem}-{predictor.model_name}-timeline.csv", mime="text/csv",
-                               key=f"{name}-csv-{predictor.run_id}")  # fmt: skip
+        column.plotly_chart(
+            timeline_chart(timeline, predictor.class_names), width="stretch", key=f"{name}-timeline-{predictor.run_id}"
+        )
+        column.download_button(
+            f"Download the {label} observation sequence (CSV)",
+            timeline.to_csv(index=False),
+            file_name=f"{Path(name).stem}-{predictor.model_name}-timeline.csv",
+            mime="text/csv",
+            key=f"{name}-csv-{predictor.run_id}",
+        )
 
 
 st.title("Predict")
@@ -231,12 +255,17 @@ if not runs:
 show_runs(runs)
 start_decoder_server()  # before the first upload, not during it
 
-uploads = st.file_uploader("Video clips", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS],
-                           accept_multiple_files=True)  # fmt: skip
+uploads = st.file_uploader(
+    "Video clips", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS], accept_multiple_files=True
+)
 samples = sample_clips(runs)
-sample = st.selectbox("...or a held-out test clip (one the models never trained on)", [None, *samples],
-                      format_func=lambda clip: "none" if clip is None else
-                      f"{Path(clip['path']).name} ({clip['class']}, test split of run {runs[0].id})")  # fmt: skip
+sample = st.selectbox(
+    "...or a held-out test clip (one the models never trained on)",
+    [None, *samples],
+    format_func=lambda clip: (
+        "none" if clip is None else f"{Path(clip['path']).name} ({clip['class']}, test split of run {runs[0].id})"
+    ),
+)
 
 clips = [(upload.name, upload.getvalue(), upload.file_id) for upload in uploads or []]
 if sample is not None and Path(sample["path"]).is_file():

@@ -56,35 +56,65 @@ elif owner_only("Training"):
     defaults = Config()
     cache = st.selectbox("Frame cache", caches, format_func=lambda path: path.name)
     left, right = st.columns(2)
-    choice = left.radio("Model", ["both", *MODEL_NAMES], horizontal=True,
-                        format_func=lambda name: "Both, one after the other" if name == "both" else MODEL_LABELS[name])  # fmt: skip
-    split = right.radio("Split", SPLITS, horizontal=True, help=GLOSSARY["group split"],
-                        format_func={"report": "The report's (random clips)", "group": "By group (no shared scenes)"}.get)  # fmt: skip
+    choice = left.radio(
+        "Model",
+        ["both", *MODEL_NAMES],
+        horizontal=True,
+        format_func=lambda name: "Both, one after the other" if name == "both" else MODEL_LABELS[name],
+    )
+    split = right.radio(
+        "Split",
+        SPLITS,
+        horizontal=True,
+        help=GLOSSARY["group split"],
+        format_func={"report": "The report's (random clips)", "group": "By group (no shared scenes)"}.get,
+    )
     with st.expander("Hyperparameters (prefilled with the report's)"):
         a, b, c, d = st.columns(4)
         epochs = a.number_input("Epochs (at most)", 1, 500, defaults.epochs, help=GLOSSARY["epoch"])
         batch_size = b.number_input("Batch size", 1, 512, defaults.batch_size)
-        patience = c.number_input("Early-stopping patience", 0, 100, defaults.patience, help=GLOSSARY["patience"] + " " + GLOSSARY["early stopping"])
+        patience = c.number_input(
+            "Early-stopping patience",
+            0,
+            100,
+            defaults.patience,
+            help=GLOSSARY["patience"] + " " + GLOSSARY["early stopping"],
+        )
         learning_rate = d.number_input("Learning rate", 1e-6, 1.0, defaults.learning_rate, format="%.5f")
-        seeds_text = a.text_input("Seeds", str(defaults.seed), help=GLOSSARY["seed"] + " Several (27,28,29) train "
-                                  "one run per seed and model, one after the other.")  # fmt: skip
-        validation_fraction = b.number_input("Validation fraction", 0.05, 0.5, defaults.validation_fraction,
-                                             help=GLOSSARY["validation"])  # fmt: skip
+        seeds_text = a.text_input(
+            "Seeds",
+            str(defaults.seed),
+            help=GLOSSARY["seed"] + " Several (27,28,29) train one run per seed and model, one after the other.",
+        )
+        validation_fraction = b.number_input(
+            "Validation fraction", 0.05, 0.5, defaults.validation_fraction, help=GLOSSARY["validation"]
+        )
         test_fraction = c.number_input("Test fraction", 0.05, 0.5, defaults.test_fraction)
-        fast = d.checkbox("Fast twin trainer", value=defaults.trainer == "twin",
-                          help="Train HAR Studio's weight-sharing twin of the model instead of the report's model.fit: "
-                          "the same steps to float rounding and 1.7-4x faster on CPUs, but over a whole run the "
-                          "rounding can grow into another run than model.fit's for the same seed.")  # fmt: skip
+        fast = d.checkbox(
+            "Fast twin trainer",
+            value=defaults.trainer == "twin",
+            help="Train HAR Studio's weight-sharing twin of the model instead of the report's model.fit: "
+            "the same steps to float rounding and 1.7-4x faster on CPUs, but over a whole run the "
+            "rounding can grow into another run than model.fit's for the same seed.",
+        )
     st.caption(f"Device: {device_name()}")
     if st.button("Start training", type="primary"):
         try:
             seeds = parse_seeds(seeds_text)
-            config = Config(split=split, epochs=int(epochs), batch_size=int(batch_size), patience=int(patience),
-                            learning_rate=float(learning_rate), seed=seeds[0],
-                            validation_fraction=float(validation_fraction), test_fraction=float(test_fraction),
-                            trainer="twin" if fast else "plain")  # fmt: skip
-            job = jobs.start(cache, list(MODEL_NAMES) if choice == "both" else [choice], models_dir, config=config,
-                             seeds=seeds)  # fmt: skip
+            config = Config(
+                split=split,
+                epochs=int(epochs),
+                batch_size=int(batch_size),
+                patience=int(patience),
+                learning_rate=float(learning_rate),
+                seed=seeds[0],
+                validation_fraction=float(validation_fraction),
+                test_fraction=float(test_fraction),
+                trainer="twin" if fast else "plain",
+            )
+            job = jobs.start(
+                cache, list(MODEL_NAMES) if choice == "both" else [choice], models_dir, config=config, seeds=seeds
+            )
             st.toast(f"Training job {job.id} started.")
         except (jobs.JobBusy, OSError, ValueError) as error:
             st.error(str(error))
@@ -104,13 +134,25 @@ def curves(job, epochs: list[dict], stops: list[dict]) -> go.Figure:
         label = run_label(job, rows[0])
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for prefix, dash in (("", "solid"), ("val_", "dot")):
-                figure.add_scatter(x=[e["epoch"] for e in rows], y=[e.get(prefix + metric) for e in rows],
-                                   name=f"{label} {'validation' if prefix else 'train'} {metric}",
-                                   mode="lines+markers", line={"dash": dash}, row=1, col=column)  # fmt: skip
+                figure.add_scatter(
+                    x=[e["epoch"] for e in rows],
+                    y=[e.get(prefix + metric) for e in rows],
+                    name=f"{label} {'validation' if prefix else 'train'} {metric}",
+                    mode="lines+markers",
+                    line={"dash": dash},
+                    row=1,
+                    col=column,
+                )
         mark_best_epoch(figure, label, rows)
         for stop in (event for event in stops if event.get("run") == run):
-            figure.add_vline(x=stop["epoch"], line_dash="dash", line_color="grey",
-                             annotation_text=f"{label} early stop", row=1, col=1)  # fmt: skip
+            figure.add_vline(
+                x=stop["epoch"],
+                line_dash="dash",
+                line_color="grey",
+                annotation_text=f"{label} early stop",
+                row=1,
+                col=1,
+            )
     figure.update_xaxes(title_text="epoch", tick0=1, dtick=1, rangemode="tozero")
     figure.update_layout(height=380, margin={"t": 40, "b": 10})
     return figure
@@ -127,25 +169,37 @@ def mark_best_epoch(figure: go.Figure, label: str, rows: list[dict]) -> None:
     if not scored:
         return
     best = min(scored, key=lambda row: row["val_loss"])
-    figure.add_scatter(x=[best["epoch"]], y=[best["val_loss"]], mode="markers", marker={"symbol": "star", "size": 15},
-                       name=f"{label} best epoch ({best['epoch']})", row=1, col=1)  # fmt: skip
+    figure.add_scatter(
+        x=[best["epoch"]],
+        y=[best["val_loss"]],
+        mode="markers",
+        marker={"symbol": "star", "size": 15},
+        name=f"{label} best epoch ({best['epoch']})",
+        row=1,
+        col=1,
+    )
 
 
 def epoch_counts(job) -> str:
     """`ConvLSTM: 1 epoch, LRCN: 3 epochs done`: per run, the count `har runs` shows (a resumed run goes on
     counting where it stopped)."""
     done = job.epochs_done()
-    parts = [f"{run_label(job, {'model': run.model, 'seed': run.seed})}: {plural(done[run.id], 'epoch')}"
-             for run in job.planned_runs() if run.id in done]  # fmt: skip
+    parts = [
+        f"{run_label(job, {'model': run.model, 'seed': run.seed})}: {plural(done[run.id], 'epoch')}"
+        for run in job.planned_runs()
+        if run.id in done
+    ]
     return (", ".join(parts) + " done") if parts else "no epoch done yet"
 
 
 def job_settings(job) -> str:
     config = job.spec.get("config", {})
-    return (f"{Path(job.spec.get('cache', '?')).name}, {config.get('split', '?')} split, "
-            f"{plural(config.get('epochs', 0), 'epoch')} at most, batch {config.get('batch_size', '?')}, "
-            f"patience {config.get('patience', '?')}, lr {config.get('learning_rate', '?')}, "
-            f"seed{'s' if len(job.seeds) > 1 else ''} {', '.join(map(str, job.seeds))}")  # fmt: skip
+    return (
+        f"{Path(job.spec.get('cache', '?')).name}, {config.get('split', '?')} split, "
+        f"{plural(config.get('epochs', 0), 'epoch')} at most, batch {config.get('batch_size', '?')}, "
+        f"patience {config.get('patience', '?')}, lr {config.get('learning_rate', '?')}, "
+        f"seed{'s' if len(job.seeds) > 1 else ''} {', '.join(map(str, job.seeds))}"
+    )
 
 
 def job_history(all_jobs) -> None:
@@ -154,9 +208,15 @@ def job_history(all_jobs) -> None:
     for job in all_jobs:
         events = job.events()
         started = events[0]["time"] if events and "time" in events[0] else (job.folder / "job.json").stat().st_mtime
-        rows.append({"job": job.id, "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M"),
-                     "models": ", ".join(MODEL_LABELS[model] for model in job.models), "settings": job_settings(job),
-                     "ended": job.state()})  # fmt: skip
+        rows.append(
+            {
+                "job": job.id,
+                "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M"),
+                "models": ", ".join(MODEL_LABELS[model] for model in job.models),
+                "settings": job_settings(job),
+                "ended": job.state(),
+            }
+        )
     st.subheader("Job history")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
@@ -176,8 +236,11 @@ def outcome_messages(job) -> None:
             if event.get("at_chance"):
                 st.warning(f"**{label} is at chance.** {event['at_chance_reason']}", icon=":material/casino:")
         elif event["event"] == "early_stop":
-            st.info(f"{label}: early stop at epoch {event['epoch']}; the weights of the best epoch "
-                    f"({event['best_epoch']}) were kept.", icon=":material/flag:")  # fmt: skip
+            st.info(
+                f"{label}: early stop at epoch {event['epoch']}; the weights of the best epoch "
+                f"({event['best_epoch']}) were kept.",
+                icon=":material/flag:",
+            )
         elif event["event"] == "cancelled":
             st.warning(f"{label} cancelled.")
 
@@ -214,9 +277,11 @@ def live_panel() -> None:
     batches = [event for event in events if event["event"] == "batch"]
     if state == "running" and batches:
         last = batches[-1]
-        st.progress(last["step"] / last["steps"],
-                    text=f"{run_label(job, last)} epoch {last['epoch']}: step {last['step']}/{last['steps']}, "
-                         f"loss {last['loss']:.3f}, accuracy {last['accuracy']:.3f}")  # fmt: skip
+        st.progress(
+            last["step"] / last["steps"],
+            text=f"{run_label(job, last)} epoch {last['epoch']}: step {last['step']}/{last['steps']}, "
+            f"loss {last['loss']:.3f}, accuracy {last['accuracy']:.3f}",
+        )
     epochs = [event for event in events if event["event"] == "epoch"]
     st.caption(epoch_counts(job))
     if epochs:

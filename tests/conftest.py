@@ -19,7 +19,9 @@ def tiny_cache(demo_dataset, tmp_path_factory):
     """The demo dataset decoded at 8 frames of 32x32: small enough to train on in seconds."""
     from har.datasets import build_cache
 
-    return build_cache(demo_dataset, tmp_path_factory.mktemp("caches") / "demo-T8-S32", sequence_length=8, image_size=32)
+    return build_cache(
+        demo_dataset, tmp_path_factory.mktemp("caches") / "demo-T8-S32", sequence_length=8, image_size=32
+    )
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +35,14 @@ def trained(tiny_cache, tmp_path_factory):
 
     events = []
     models_dir = tmp_path_factory.mktemp("models")
-    run = train_run(tiny_cache, "lrcn", models_dir, config=Config(epochs=15, patience=15, trainer="twin"), run_id="lrcn-tiny",
-                    emit=events.append)  # fmt: skip
+    run = train_run(
+        tiny_cache,
+        "lrcn",
+        models_dir,
+        config=Config(epochs=15, patience=15, trainer="twin"),
+        run_id="lrcn-tiny",
+        emit=events.append,
+    )
     return run, events, models_dir
 
 

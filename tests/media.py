@@ -60,9 +60,26 @@ def write_with_ffmpeg(path: Path, frames: list[np.ndarray], fps: int = 25, optio
     encoder, extra = FFMPEG_CODECS[path.suffix.lstrip(".")]
     height, width = frames[0].shape[:2]
     command = [
-        FFMPEG, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-        "-r", str(fps), "-i", "-", "-c:v", encoder, *extra, *(options or []), str(path),
-    ]  # fmt: skip
+        FFMPEG,
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        encoder,
+        *extra,
+        *(options or []),
+        str(path),
+    ]
     subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
     return path
 

@@ -33,10 +33,21 @@ def write_stored_rar(path: Path, members: dict[str, bytes], symlinks: dict[str, 
     entries += [(name, target.encode(), stat.S_IFLNK | 0o777) for name, target in (symlinks or {}).items()]
     for name, data, mode in entries:
         encoded = name.encode()
-        body = struct.pack(
-            "<IIBIIBBHI", len(data), len(data), HOST_UNIX, zlib.crc32(data), DOS_TIME_2020, 20, METHOD_STORE,
-            len(encoded), mode,
-        ) + encoded  # fmt: skip
+        body = (
+            struct.pack(
+                "<IIBIIBBHI",
+                len(data),
+                len(data),
+                HOST_UNIX,
+                zlib.crc32(data),
+                DOS_TIME_2020,
+                20,
+                METHOD_STORE,
+                len(encoded),
+                mode,
+            )
+            + encoded
+        )
         out += _block(0x74, FLAG_LONG_BLOCK, body) + data
     out += _block(0x7B, 0x4000, b"")
     Path(path).write_bytes(bytes(out))

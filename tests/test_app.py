@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -76,7 +75,12 @@ def test_data_page_shows_counts_and_a_strip_per_class(ready):
     app = open_page("data")
     assert_clean(app)
     assert len(app.dataframe) == 1
-    assert app.dataframe[0].value["clips"].to_dict() == {"HorseRace": 32, "Swing": 32, "TaiChi": 32, "WalkingWithDog": 32}
+    assert app.dataframe[0].value["clips"].to_dict() == {
+        "HorseRace": 32,
+        "Swing": 32,
+        "TaiChi": 32,
+        "WalkingWithDog": 32,
+    }
     (datasets,) = [box for box in app.selectbox if box.label == "Dataset"]
     assert datasets.options == ["demo", "Other folder or archive..."]  # the folder's name, not the server's path
     assert datasets.value == str(ready / "data" / "demo")
@@ -123,14 +127,21 @@ def test_the_page_says_which_run_answers_and_that_it_only_knows_its_classes(read
     assert "`lrcn-tiny`" in run_line and "demo-T8-S32" in run_line and "knows 4 classes" in run_line
 
 
-@pytest.mark.parametrize("damage, says", [("truncated", "says it has 300 frames but only"),
-                                          ("first frame", "could not be decoded and was skipped (frame 0)"),
-                                          ("short", "the last one is repeated")])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        ("truncated", "says it has 300 frames but only"),
+        ("first frame", "could not be decoded and was skipped (frame 0)"),
+        ("short", "the last one is repeated"),
+    ],
+)
 def test_a_damaged_file_is_flagged_beside_the_answer(ready, tmp_path, damage, says):
     whole = write_with_opencv(tmp_path / "whole.avi", indexed_frames(6 if damage == "short" else 300))
-    damaged = {"truncated": lambda: truncated_copy(whole, tmp_path / "cut.avi", 0.2),
-               "first frame": lambda: break_first_frame(whole, tmp_path / "broken.avi"),
-               "short": lambda: whole}[damage]()  # fmt: skip
+    damaged = {
+        "truncated": lambda: truncated_copy(whole, tmp_path / "cut.avi", 0.2),
+        "first frame": lambda: break_first_frame(whole, tmp_path / "broken.avi"),
+        "short": lambda: whole,
+    }[damage]()
     app = upload(open_page("predict"), damaged)
     assert_clean(app)
     flagged = [warning.value for warning in app.warning if warning.value.startswith(damaged.name)]
@@ -178,8 +189,12 @@ def test_starting_a_tiny_training_shows_its_events(ready):
 def test_a_second_start_while_a_job_runs_is_refused(ready, tiny_cache):
     from har.config import Config
 
-    running = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["convlstm"], ready / "models",
-                         config=Config(epochs=50, trainer="twin"))  # fmt: skip
+    running = jobs.start(
+        ready / "data" / "caches" / tiny_cache.name,
+        ["convlstm"],
+        ready / "models",
+        config=Config(epochs=50, trainer="twin"),
+    )
     try:
         app = open_page("train")
         app.button[0].click().run()
@@ -241,7 +256,11 @@ def test_data_page_on_a_fresh_home_generates_the_demo_and_its_cache(fresh):
 def test_overview_names_wrapped_layers_and_shows_the_report():
     app = open_page("overview")
     convlstm, lrcn = (table.value for table in app.dataframe)
-    assert list(lrcn["Layer"][:3]) == ["TimeDistributed(Conv2D)", "TimeDistributed(MaxPooling2D)", "TimeDistributed(Dropout)"]
+    assert list(lrcn["Layer"][:3]) == [
+        "TimeDistributed(Conv2D)",
+        "TimeDistributed(MaxPooling2D)",
+        "TimeDistributed(Dropout)",
+    ]
     assert "TimeDistributed(Dropout)" in list(convlstm["Layer"]) and "11,524" in list(convlstm["Parameters"])
     assert [metric.value for metric in app.metric] == ["79.25%", "0.5773", "86.93%", "0.2854"]
     assert "Human Activity Recognition using ConvLSTM and LRCN" in app.expander[0].text[0].value
@@ -263,8 +282,12 @@ def train_events(job) -> list[str]:
 def test_train_page_cancel_resume_history_and_per_model_epochs(ready, tiny_cache):
     from har.config import Config
 
-    job = jobs.start(ready / "data" / "caches" / tiny_cache.name, ["lrcn"], ready / "models",
-                     config=Config(epochs=40, batch_size=8, patience=40, trainer="twin"))  # fmt: skip
+    job = jobs.start(
+        ready / "data" / "caches" / tiny_cache.name,
+        ["lrcn"],
+        ready / "models",
+        config=Config(epochs=40, batch_size=8, patience=40, trainer="twin"),
+    )
     while "epoch" not in train_events(job):
         assert job.is_alive(), job.events()
         time.sleep(0.2)
@@ -329,13 +352,16 @@ def tooltips(app: AppTest) -> str:
     return "\n".join(found)
 
 
-@pytest.mark.parametrize("page, terms", [
-    ("overview", ["test split", "convlstm gates", "timedistributed"]),
-    ("data", ["frame cache"]),
-    ("train", ["epoch", "patience", "early stopping", "validation", "seed", "group split"]),
-    ("predict", ["out-of-distribution"]),
-    ("compare", ["group split", "f1", "loss curves", "confusion matrix"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "page, terms",
+    [
+        ("overview", ["test split", "convlstm gates", "timedistributed"]),
+        ("data", ["frame cache"]),
+        ("train", ["epoch", "patience", "early stopping", "validation", "seed", "group split"]),
+        ("predict", ["out-of-distribution"]),
+        ("compare", ["group split", "f1", "loss curves", "confusion matrix"]),
+    ],
+)
 def test_terms_are_explained_where_they_appear(ready, page, terms):
     from har.glossary import GLOSSARY
 

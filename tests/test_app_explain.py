@@ -52,8 +52,13 @@ def test_an_uploaded_clip_is_explained_frame_by_frame(ready):
     assert [metric.label for metric in app.metric] == ["LRCN"]
     assert any("Like the training clips" in caption.value for caption in app.caption)
     assert [subheader.value for subheader in app.subheader] == [
-        "Which frames", "The answers", "Which frames mattered", "Does it use motion?", "Where in the frame",
-        "What the first layer sees"]  # fmt: skip
+        "Which frames",
+        "The answers",
+        "Which frames mattered",
+        "Does it use motion?",
+        "Where in the frame",
+        "What the first layer sees",
+    ]
     captions = [image.captions[0] if image.captions else "" for image in app.get("image")]
     assert len(captions) == 4  # sampled frames, the model's frame strip, heat maps, feature maps
     assert captions[0].startswith("8 frames of") and "Grad-CAM" in captions[2] and "16 maps of conv2d" in captions[3]

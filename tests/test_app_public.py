@@ -11,12 +11,26 @@ from har.datasets import find_clips
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 PAGES = ["overview", "data", "train", "predict", "compare", "explain"]
-OWNER_BUTTONS = ("Start training", "Generate the demo dataset", "Get UCF50 and build its frame cache",
-                 "Build the frame cache", "Reproduce the report on UCF50", "Train the demo models",
-                 "Cancel training", "Resume training")  # fmt: skip
+OWNER_BUTTONS = (
+    "Start training",
+    "Generate the demo dataset",
+    "Get UCF50 and build its frame cache",
+    "Build the frame cache",
+    "Reproduce the report on UCF50",
+    "Train the demo models",
+    "Cancel training",
+    "Resume training",
+)
 # What a visitor might type to reach the server's files or make it fetch an address.
-HOSTILE_STRINGS = ["/etc/passwd", "../../models", "file:///etc/shadow", "http://127.0.0.1:8501/_stcore/health",
-                   "https://example.com/UCF50.rar", "~/.ssh/id_rsa", "C:\\Windows\\system.ini"]  # fmt: skip
+HOSTILE_STRINGS = [
+    "/etc/passwd",
+    "../../models",
+    "file:///etc/shadow",
+    "http://127.0.0.1:8501/_stcore/health",
+    "https://example.com/UCF50.rar",
+    "~/.ssh/id_rsa",
+    "C:\\Windows\\system.ini",
+]
 
 
 @pytest.fixture

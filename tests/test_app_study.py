@@ -27,8 +27,15 @@ def seeds(tmp_path, monkeypatch, trained):
     models_dir = tmp_path / "models"
     copy_run(run, models_dir, "job1-lrcn-seed27", seed=27, job="job1")
     copy_run(run, models_dir, "job1-lrcn-seed28", seed=28, job="job1")
-    copy_run(run, models_dir, "job1-lrcn-seed29", seed=29, job="job1", at_chance=True,
-             at_chance_reason="This run did not learn: its validation loss never fell clearly below 1.39.")  # fmt: skip
+    copy_run(
+        run,
+        models_dir,
+        "job1-lrcn-seed29",
+        seed=29,
+        job="job1",
+        at_chance=True,
+        at_chance_reason="This run did not learn: its validation loss never fell clearly below 1.39.",
+    )
     monkeypatch.setenv("HAR_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "data"))
     return models_dir

@@ -43,8 +43,10 @@ def test_extract_classes_takes_only_the_requested_class_folders(tmp_path, suffix
     root = extract_classes(archive, tmp_path / "out", ["TaiChi", "Billiards"])
     written = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert written == [
-        "Billiards/v_Billards_g01_c01.avi", "TaiChi/v_TaiChi_g01_c01.avi", "TaiChi/v_TaiChi_g02_c01.avi",
-    ]  # fmt: skip
+        "Billiards/v_Billards_g01_c01.avi",
+        "TaiChi/v_TaiChi_g01_c01.avi",
+        "TaiChi/v_TaiChi_g02_c01.avi",
+    ]
     assert (root / "TaiChi" / "v_TaiChi_g02_c01.avi").read_bytes() == b"taichi-2"
 
 

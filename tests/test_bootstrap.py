@@ -40,7 +40,10 @@ def test_a_damaged_archive_is_skipped_and_the_others_imported(exported, tmp_path
 def test_no_pretrained_folder_is_nothing_to_do(tmp_path):
     assert bootstrap.import_pretrained(tmp_path / "absent", tmp_path / "models") == []
     assert bootstrap.run(tmp_path / "absent", tmp_path / "models", tmp_path / "data") == {
-        "imported": [], "resumed": None, "started": None}  # fmt: skip
+        "imported": [],
+        "resumed": None,
+        "started": None,
+    }
 
 
 @pytest.mark.slow

@@ -26,12 +26,25 @@ from tests.media import indexed_frames, truncated_copy, write_with_opencv
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 # What a clean server terminal must not show (each was there before: bare-mode reruns of the app script in
 # multiprocessing children, and TensorFlow's C++ start-up lines).
-NOISE = ("missing ScriptRunContext", "use Streamlit in a file and run it with", "cuInit", "cuda_", "E0000",
-         "Traceback", "WARN:", "RuntimeWarning")  # fmt: skip
+NOISE = (
+    "missing ScriptRunContext",
+    "use Streamlit in a file and run it with",
+    "cuInit",
+    "cuda_",
+    "E0000",
+    "Traceback",
+    "WARN:",
+    "RuntimeWarning",
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -52,10 +65,24 @@ def streamlit_server(home: Path, env: dict, log_name: str):
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / log_name).open("w")  # what a user sees in the terminal, kept for a person to read
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "streamlit_app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -83,8 +110,14 @@ def server_log(module) -> str:
 def demo_home(home: Path, trained_run: Path) -> dict:
     """A fresh home after the README's start command (a smaller demo, to keep the suite short) plus one run."""
     env = {**os.environ, "HAR_DATA_DIR": str(home / "data"), "HAR_MODELS_DIR": str(home / "models")}
-    subprocess.run([sys.executable, "-m", "har", "data", "demo", "--groups", "2", "--clips-per-group", "2"],
-                   cwd=home, env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "har", "data", "demo", "--groups", "2", "--clips-per-group", "2"],
+        cwd=home,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     shutil.copytree(trained_run, home / "models" / trained_run.name)
     return env
 
@@ -209,12 +242,19 @@ def test_predict_plays_the_avi_and_flags_a_damaged_file(server, page, tmp_path):
     })""")
     assert width > 0, "the browser cannot decode the clip's preview"
     shoot(page, "predict.png")
-    timing = {"upload_to_probabilities_seconds": {"first (loads the models)": round(first, 3),
-                                                  "warm": [round(seconds, 3) for seconds in warm]},
-              "cpus": os.cpu_count(), "load_average": os.getloadavg()}  # fmt: skip
+    timing = {
+        "upload_to_probabilities_seconds": {
+            "first (loads the models)": round(first, 3),
+            "warm": [round(seconds, 3) for seconds in warm],
+        },
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
     (ARTIFACTS / "upload-timing.json").write_text(json.dumps(timing, indent=1))
-    print(f"upload -> probabilities: {first:.2f} s first, warm {', '.join(f'{s:.2f}' for s in warm)} s "
-          f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    print(
+        f"upload -> probabilities: {first:.2f} s first, warm {', '.join(f'{s:.2f}' for s in warm)} s "
+        f"(load average {os.getloadavg()[0]:.1f})"
+    )
 
     whole = write_with_opencv(tmp_path / "whole.avi", indexed_frames(300))
     damaged = truncated_copy(whole, tmp_path / "cut-short.avi", 0.2)

@@ -24,8 +24,14 @@ def test_upload_a_clip_and_see_what_the_model_looks_at(server, page):  # noqa: F
     page.locator("input[type='file']").set_input_files(str(clip))
     page.get_by_role("heading", name="Which frames").first.wait_for(timeout=240_000)
     wait_idle(page, timeout=240_000)
-    for heading in ("Which frames", "The answers", "Which frames mattered", "Does it use motion?",
-                    "Where in the frame", "What the first layer sees"):  # fmt: skip
+    for heading in (
+        "Which frames",
+        "The answers",
+        "Which frames mattered",
+        "Does it use motion?",
+        "Where in the frame",
+        "What the first layer sees",
+    ):
         page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
     page.get_by_text("Like the training clips").first.wait_for(timeout=60_000)
     assert page.locator("[data-testid='stImage']").count() == 4

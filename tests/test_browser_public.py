@@ -25,12 +25,30 @@ pytestmark = [
 TOKEN = "owner-secret-27"
 # Predict first: a fresh server's first visitor following a deep link once put the whole server in Streamlit's
 # legacy pages-folder mode (no entry script, so no sign-in field, and the helper modules listed as pages).
-PAGES = {"predict": "Predict", "": "Overview", "data": "Data", "train": "Train", "compare": "Compare",
-         "explain": "Explain"}  # fmt: skip
-OWNER_BUTTONS = ("Start training", "Generate the demo dataset", "Get UCF50 and build its frame cache",
-                 "Build the frame cache", "Reproduce the report on UCF50", "Train the demo models")  # fmt: skip
-HOSTILE = ["/etc/passwd", "../../models", "file:///etc/shadow", "https://example.com/UCF50.rar",
-           "owner-secret-2", "OWNER-SECRET-27"]  # fmt: skip
+PAGES = {
+    "predict": "Predict",
+    "": "Overview",
+    "data": "Data",
+    "train": "Train",
+    "compare": "Compare",
+    "explain": "Explain",
+}
+OWNER_BUTTONS = (
+    "Start training",
+    "Generate the demo dataset",
+    "Get UCF50 and build its frame cache",
+    "Build the frame cache",
+    "Reproduce the report on UCF50",
+    "Train the demo models",
+)
+HOSTILE = [
+    "/etc/passwd",
+    "../../models",
+    "file:///etc/shadow",
+    "https://example.com/UCF50.rar",
+    "owner-secret-2",
+    "OWNER-SECRET-27",
+]
 TABS = 20  # the allowance's uploads a minute for one visitor
 VISITOR = "203.0.113.7"  # one visitor's address, as the Space's proxy forwards it
 
@@ -190,8 +208,13 @@ def test_twenty_visitors_upload_at_once(public_server, browser):
         tab.context.close()
     time.sleep(2)
     after = tree_memory(process.pid)
-    measured = {"tabs": TABS, "answered_in_s": round(answered_in, 1), "pss_before_mb": round(before / 2**20),
-                "pss_peak_mb": round(max(peak) / 2**20), "pss_after_mb": round(after / 2**20)}  # fmt: skip
+    measured = {
+        "tabs": TABS,
+        "answered_in_s": round(answered_in, 1),
+        "pss_before_mb": round(before / 2**20),
+        "pss_peak_mb": round(max(peak) / 2**20),
+        "pss_after_mb": round(after / 2**20),
+    }
     (ARTIFACTS / "public-twenty-tabs.json").write_text(json.dumps(measured, indent=1) + "\n")
     # Bounded: what 20 sessions add is their uploads, frames and previews (a few MB each), a few worker children at
     # a time (har.sandbox's slots) and the working memory of the sessions answered at once, not a child, a model
@@ -209,8 +232,14 @@ def test_a_visitor_sees_the_seed_spread_and_a_run_at_chance_said_aloud(public_se
 
     url, home, _ = public_server
     for seed in (27, 28, 29):
-        changes = {"at_chance": True, "at_chance_reason": "This run did not learn: its validation loss never fell "
-                   "clearly below 1.39."} if seed == 29 else {}  # fmt: skip
+        changes = (
+            {
+                "at_chance": True,
+                "at_chance_reason": "This run did not learn: its validation loss never fell clearly below 1.39.",
+            }
+            if seed == 29
+            else {}
+        )
         copy_run(trained[0], home / "models", f"job1-lrcn-seed{seed}", seed=seed, job="job1", **changes)
     tab = new_tab(browser)
     go(tab, url, "compare")

@@ -27,7 +27,9 @@ def test_a_validation_loss_that_never_left_ln_c_is_at_chance_whatever_the_test_s
     plateau = [1.39, 1.38, 1.385, 1.38]  # ln 4 = 1.386
     verdict = judge(test_accuracy=0.60, test_clips=32, num_classes=4, val_losses=plateau)
     assert verdict is not None and "validation loss never fell clearly below 1.39" in verdict
-    assert judge(test_accuracy=0.60, test_clips=32, num_classes=4, val_losses=[*plateau, 0.9 * math.log(4) - 0.01]) is None
+    assert (
+        judge(test_accuracy=0.60, test_clips=32, num_classes=4, val_losses=[*plateau, 0.9 * math.log(4) - 0.01]) is None
+    )
 
 
 def test_large_test_sets_do_not_overflow():
@@ -36,8 +38,18 @@ def test_large_test_sets_do_not_overflow():
 
 
 def rows(model, split, accuracies):
-    return [{"model": model, "split": split, "seed": 27 + i, "accuracy": a, "loss": 1 - a, "at_chance": False,
-             "run_id": f"{model}-{split}-{i}"} for i, a in enumerate(accuracies)]  # fmt: skip
+    return [
+        {
+            "model": model,
+            "split": split,
+            "seed": 27 + i,
+            "accuracy": a,
+            "loss": 1 - a,
+            "at_chance": False,
+            "run_id": f"{model}-{split}-{i}",
+        }
+        for i, a in enumerate(accuracies)
+    ]
 
 
 def test_groups_hold_mean_and_sample_sd_over_seeds_and_no_sd_for_one_seed():
@@ -49,10 +61,14 @@ def test_groups_hold_mean_and_sample_sd_over_seeds_and_no_sd_for_one_seed():
 
 
 def test_a_gap_larger_than_the_seed_spread_is_called_and_one_within_it_is_not():
-    clear = differences(seed_groups(rows("lrcn", "group", [0.80, 0.82, 0.81]) + rows("convlstm", "group", [0.50, 0.52, 0.51])))
+    clear = differences(
+        seed_groups(rows("lrcn", "group", [0.80, 0.82, 0.81]) + rows("convlstm", "group", [0.50, 0.52, 0.51]))
+    )
     assert clear[0]["beyond_seed_spread"] is True and clear[0]["interval_95"][0] > 0
     assert clear[0]["lrcn_minus_convlstm"] == pytest.approx(0.30)
-    noisy = differences(seed_groups(rows("lrcn", "group", [0.5, 0.9, 0.6]) + rows("convlstm", "group", [0.7, 0.4, 0.8])))
+    noisy = differences(
+        seed_groups(rows("lrcn", "group", [0.5, 0.9, 0.6]) + rows("convlstm", "group", [0.7, 0.4, 0.8]))
+    )
     assert noisy[0]["beyond_seed_spread"] is False and "can't say which model is better" in noisy[0]["verdict"]
     single = differences(seed_groups(rows("lrcn", "report", [0.9]) + rows("convlstm", "report", [0.5])))
     assert single[0]["beyond_seed_spread"] is None and "--seeds" in single[0]["verdict"]

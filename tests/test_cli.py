@@ -46,8 +46,11 @@ def test_build_from_a_ucf50_layout_archive_and_data_dir_from_the_environment(tmp
     env_cwd.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "har", "data", "build", "--source", str(archive), "--classes", "TaiChi,Swing"],
-        cwd=env_cwd, capture_output=True, text=True, env={**__import__("os").environ, "HAR_DATA_DIR": str(tmp_path / "e")},
-    )  # fmt: skip
+        cwd=env_cwd,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "HAR_DATA_DIR": str(tmp_path / "e")},
+    )
     assert result.returncode == 0, result.stderr
     code, out, _ = har("data", "info", str(tmp_path / "e" / "caches" / "UCF50-T20-S64"), "--json", cwd=tmp_path)
     assert json.loads(out)["classes"] == {"TaiChi": 2, "Swing": 2}
@@ -76,7 +79,9 @@ def test_a_folder_without_class_folders_is_explained(tmp_path):
     assert_user_error(code, err, "holds no class folders")
 
 
-@pytest.mark.parametrize("args, expected", [([], "usage: har [-h]"), (["data"], "usage: har data [-h] {demo,ucf50,build,info}")])
+@pytest.mark.parametrize(
+    "args, expected", [([], "usage: har [-h]"), (["data"], "usage: har data [-h] {demo,ucf50,build,info}")]
+)
 def test_a_command_without_its_subcommand_shows_its_own_help(tmp_path, args, expected):
     code, out, err = har(*args, cwd=tmp_path)
     assert code == 2 and out.startswith(expected) and "Traceback" not in err
@@ -118,8 +123,13 @@ def test_train_builds_the_missing_demo_cache_before_starting(tmp_path):
 )
 def test_arguments_are_checked_before_tensorflow_is_imported(tmp_path, args, fragments):
     (tmp_path / "clip.txt").write_text("not checked for content before --out")
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "har", *args], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "har", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     imports = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert not any("tensorflow" in line or "keras" in line for line in imports)
     message = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
@@ -144,7 +154,8 @@ def test_run_by_model_name_means_its_latest_finished_run(tmp_path, trained):
     short = write_with_opencv(tmp_path / "short.avi", indexed_frames(5))
     code, out, err = har("--models-dir", str(models_dir), "predict", str(short), "--run", "lrcn", cwd=tmp_path)
     assert code == 0 and out.startswith(f"lrcn ({run.name}): ")
-    assert err.strip() == (f"har: warning: {short}: Only 5 distinct frames for the 8 the model takes: the last one is "
-                           "repeated 3 times.")  # fmt: skip
+    assert err.strip() == (
+        f"har: warning: {short}: Only 5 distinct frames for the 8 the model takes: the last one is repeated 3 times."
+    )
     code, _, err = har("--models-dir", str(models_dir), "predict", str(clip), "--run", "convlstm", cwd=tmp_path)
     assert_user_error(code, err, "no finished convlstm run")

@@ -7,17 +7,26 @@ from har.config import Config
 
 def test_the_defaults_are_the_report_recipe_and_its_model_fit():
     config = Config()
-    assert (config.seed, config.batch_size, config.epochs, config.patience, config.learning_rate) == (27, 4, 30, 5, 1e-3)
+    assert (config.seed, config.batch_size, config.epochs, config.patience, config.learning_rate) == (
+        27,
+        4,
+        30,
+        5,
+        1e-3,
+    )
     assert config.trainer == "plain"
     assert Config.from_dict(config.replace(trainer="twin").to_dict()).trainer == "twin"
 
 
-@pytest.mark.parametrize("changes, says", [
-    ({"trainer": "fast"}, "trainer='fast': choose one of twin, plain"),
-    ({"split": "random"}, "split='random': choose one of report, group"),
-    ({"epochs": 0}, "epochs=0: must be a positive whole number"),
-    ({"validation_fraction": 1.0}, "validation_fraction=1.0: must lie strictly between 0 and 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"trainer": "fast"}, "trainer='fast': choose one of twin, plain"),
+        ({"split": "random"}, "split='random': choose one of report, group"),
+        ({"epochs": 0}, "epochs=0: must be a positive whole number"),
+        ({"validation_fraction": 1.0}, "validation_fraction=1.0: must lie strictly between 0 and 1"),
+    ],
+)
 def test_a_wrong_value_is_named_with_what_to_choose(changes, says):
     with pytest.raises(ValueError) as error:
         Config(**changes)

@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 
 from har.datasets import (
-    DEMO_CLASSES, build_cache, find_clips, find_root, generate_demo, group_split, load_cache, make_split, report_split,
-)  # fmt: skip
-from har.datasets import ucf50
+    DEMO_CLASSES,
+    build_cache,
+    find_clips,
+    find_root,
+    generate_demo,
+    group_split,
+    load_cache,
+    make_split,
+    report_split,
+    ucf50,
+)
 from har.video import read_clip
 from tests.http_server import Behaviour, LocalServer
 from tests.media import indexed_frames, write_with_opencv
@@ -98,8 +106,10 @@ def test_two_builders_of_one_cache_at_once_leave_one_whole_cache_and_no_leftover
     import subprocess
     import sys
 
-    code = (f"from har.datasets import build_cache; build_cache({str(demo)!r}, {str(tmp_path / 'cache')!r}, "
-            "sequence_length=4, image_size=16, workers=1)")  # fmt: skip
+    code = (
+        f"from har.datasets import build_cache; build_cache({str(demo)!r}, {str(tmp_path / 'cache')!r}, "
+        "sequence_length=4, image_size=16, workers=1)"
+    )
     builders = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for builder in builders:
         assert builder.wait(300) == 0, builder.stderr.read()[-2000:]

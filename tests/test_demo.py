@@ -21,8 +21,22 @@ def calm(class_name, group=1, **changes):
     """A group's scene without the camera, lighting and noise effects, on a flat grey background."""
     scene = sample_scene(class_name, np.random.default_rng([27, DEMO_CLASSES.index(class_name), group]))
     background = np.full_like(scene.background, 128)
-    return dataclasses.replace(scene, background=background, pan=0.0, shake=0.0, tilt=0.0, gain=1.0, offset=0.0,
-                               flicker=0.0, noise=0.0, jpeg=0, blur=0, occluders=(), distractors=(), **changes)  # fmt: skip
+    return dataclasses.replace(
+        scene,
+        background=background,
+        pan=0.0,
+        shake=0.0,
+        tilt=0.0,
+        gain=1.0,
+        offset=0.0,
+        flicker=0.0,
+        noise=0.0,
+        jpeg=0,
+        blur=0,
+        occluders=(),
+        distractors=(),
+        **changes,
+    )
 
 
 def figure_mask(scene, t):
@@ -41,7 +55,10 @@ def test_layout_counts_and_names(demo):
     clips = find_clips(demo, DEMO_CLASSES)
     assert len(clips) == 4 * 3 * 2
     assert [clip.path.name for clip in clips[:3]] == [
-        "v_WalkingWithDog_g01_c01.avi", "v_WalkingWithDog_g01_c02.avi", "v_WalkingWithDog_g02_c01.avi"]  # fmt: skip
+        "v_WalkingWithDog_g01_c01.avi",
+        "v_WalkingWithDog_g01_c02.avi",
+        "v_WalkingWithDog_g02_c01.avi",
+    ]
     assert sorted(p.name for p in demo.iterdir()) == ["HorseRace", "Swing", "TaiChi", "WalkingWithDog", "demo.json"]
     clip = read_clip(clips[0].path, 20, 64)
     assert clip.shape == (20, 64, 64, 3) and clip.dtype == np.uint8

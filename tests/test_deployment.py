@@ -1,8 +1,9 @@
 """No Docker engine runs here, so the Space's Dockerfile is kept consistent with the project by reading it."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -71,8 +72,13 @@ def start(tmp_path, volume, **env):
     (app / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi").write_bytes(b"clip")
     environment = {key: value for key, value in os.environ.items() if not key.startswith("HAR_")}
     environment.update(PYTHONPATH=str(ROOT), HAR_APP_DIR=str(app), HAR_VOLUME=str(volume), **env)
-    result = subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), "env"], capture_output=True,
-                            text=True, env=environment, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(ROOT / "docker" / "entrypoint.sh"), "env"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     variables = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     return variables, result.stderr

@@ -11,9 +11,22 @@ import numpy as np
 import pytest
 
 from har.datasets import find_clips, load_cache, make_split
-from har.explain import (APPEARANCE_SIZE, OOD_FILE, ORDERS, appearance, Explainer, OodReference, architecture_dot, confusion_cell,
-                         heat_overlay, map_grid, occlusion_neighbours, order_variants, reliability,
-                         predict_test_split)  # fmt: skip
+from har.explain import (
+    APPEARANCE_SIZE,
+    OOD_FILE,
+    ORDERS,
+    Explainer,
+    OodReference,
+    appearance,
+    architecture_dot,
+    confusion_cell,
+    heat_overlay,
+    map_grid,
+    occlusion_neighbours,
+    order_variants,
+    predict_test_split,
+    reliability,
+)
 from har.glossary import explain_term
 from har.inference import Predictor
 from har.models import build_model
@@ -25,8 +38,13 @@ CLASSES = ("HorseRace", "Swing", "TaiChi", "WalkingWithDog")
 
 
 def metadata(model: str, classes=CLASSES, sequence_length=8, image_size=32) -> dict:
-    return {"run_id": f"{model}-built", "model": model, "classes": list(classes),
-            "sequence_length": sequence_length, "image_size": image_size}  # fmt: skip
+    return {
+        "run_id": f"{model}-built",
+        "model": model,
+        "classes": list(classes),
+        "sequence_length": sequence_length,
+        "image_size": image_size,
+    }
 
 
 @pytest.fixture
@@ -105,13 +123,15 @@ def test_a_still_clip_is_the_same_clip_frozen_reversed_and_shuffled(lrcn_explain
 
 def order_blind_model(classes: int = 3) -> keras.Model:
     """Averages per-frame features over time: it cannot tell a clip from its reversal or a shuffle."""
-    return keras.Sequential([
-        keras.Input((8, 32, 32, 3)),
-        keras.layers.TimeDistributed(keras.layers.Conv2D(4, 3, padding="same", activation="relu")),
-        keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D()),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(classes, activation="softmax"),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input((8, 32, 32, 3)),
+            keras.layers.TimeDistributed(keras.layers.Conv2D(4, 3, padding="same", activation="relu")),
+            keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D()),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(classes, activation="softmax"),
+        ]
+    )
 
 
 def test_a_model_blind_to_order_answers_the_same_reversed_and_shuffled(tiny_cache):
@@ -125,13 +145,15 @@ def test_a_model_blind_to_order_answers_the_same_reversed_and_shuffled(tiny_cach
 
 def brightness_model() -> keras.Model:
     """Class 0's score is the mean brightness seen by one convolution: Grad-CAM must point at bright pixels."""
-    model = keras.Sequential([
-        keras.Input((8, 32, 32, 3)),
-        keras.layers.TimeDistributed(keras.layers.Conv2D(1, 3, padding="same", activation="relu")),
-        keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D()),
-        keras.layers.Flatten(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((8, 32, 32, 3)),
+            keras.layers.TimeDistributed(keras.layers.Conv2D(1, 3, padding="same", activation="relu")),
+            keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D()),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     convolution, dense = model.layers[0].layer, model.layers[-1]
     convolution.set_weights([np.full((3, 3, 3, 1), 1 / 27, np.float32), np.zeros(1, np.float32)])
     dense.set_weights([np.tile([[1.0, -1.0]], (8, 1)).astype(np.float32), np.zeros(2, np.float32)])
@@ -164,7 +186,9 @@ def test_convlstm_explanation_has_hidden_states_over_time_and_heat_maps():
     assert features.shape == (1, 8 * 1 * 1 * 16 + APPEARANCE_SIZE)
     np.testing.assert_allclose(features[0, 128:], appearance(frames[None])[0])
     dense = explainer.predictor.model.layers[-1]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(dense(features[:, :128]))[0], explanation.probabilities, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(dense(features[:, :128]))[0], explanation.probabilities, atol=1e-5
+    )
 
 
 def noise_video(path, count=48):
@@ -181,8 +205,13 @@ def test_noise_is_out_of_distribution_and_a_test_clip_is_not(run_copy, tiny_cach
     # A typical test clip (median score among the held-out ones), read again from its video file.
     cache = load_cache(tiny_cache)
     config = run.metadata["config"]
-    split = make_split(cache.groups, split=config["split"], test_fraction=config["test_fraction"],
-                       validation_fraction=config["validation_fraction"], seed=config["seed"])  # fmt: skip
+    split = make_split(
+        cache.groups,
+        split=config["split"],
+        test_fraction=config["test_fraction"],
+        validation_fraction=config["validation_fraction"],
+        seed=config["seed"],
+    )
     reference = explainer.reference()
     scores = reference.score(np.concatenate([explainer.features(cache.frames[[i]]) for i in split.test]))
     typical = split.test[np.argsort(scores)[len(scores) // 2]]
@@ -240,8 +269,12 @@ def test_a_run_whose_cache_is_gone_says_so_instead_of_crashing(run_copy, tmp_pat
 
 
 def har(*args, models_dir):
-    result = subprocess.run([sys.executable, "-m", "har", "--models-dir", str(models_dir), *args],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "har", "--models-dir", str(models_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -271,8 +304,11 @@ def test_cli_explain_mistakes_get_one_line(run_copy, tmp_path):
     _, models_dir = run_copy
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
-    for args, fragment in (([str(bad)], str(bad)), ([str(bad), "--run", "no-such-run"], str(bad)),
-                           (["missing.avi"], "no such file")):  # fmt: skip
+    for args, fragment in (
+        ([str(bad)], str(bad)),
+        ([str(bad), "--run", "no-such-run"], str(bad)),
+        (["missing.avi"], "no such file"),
+    ):
         code, _, err = har("explain", *args, "--json", models_dir=models_dir)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("har: error: ") and fragment in lines[0], err
@@ -312,8 +348,17 @@ def test_architecture_diagram_is_drawn_from_the_model():
 
 
 def test_glossary_covers_the_terms_learners_meet():
-    for term in ("epoch", "validation", "early stopping", "patience", "ConvLSTM gates", "TimeDistributed",
-                 "chance level", "Grad-CAM", "out of distribution"):  # fmt: skip
+    for term in (
+        "epoch",
+        "validation",
+        "early stopping",
+        "patience",
+        "ConvLSTM gates",
+        "TimeDistributed",
+        "chance level",
+        "Grad-CAM",
+        "out of distribution",
+    ):
         text = explain_term(term)
         assert 20 < len(text) < 400 and text.count(". ") <= 2, term
     with pytest.raises(KeyError, match="backpropagation"):

@@ -50,8 +50,18 @@ def hostile(tmp_path_factory, demo_dataset):
     return files
 
 
-HOSTILE = ["empty.mp4", "text.mp4", "truncated.mp4", "random.avi", "image.mp4", "header_only.avi", "script.avi",
-           "zip.mp4", "huge.mp4", "long.mp4"]  # fmt: skip
+HOSTILE = [
+    "empty.mp4",
+    "text.mp4",
+    "truncated.mp4",
+    "random.avi",
+    "image.mp4",
+    "header_only.avi",
+    "script.avi",
+    "zip.mp4",
+    "huge.mp4",
+    "long.mp4",
+]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -103,8 +113,11 @@ def test_export_and_import_move_a_run_without_loading_a_foreign_keras_file(train
     imported = import_run(archive, tmp_path / "elsewhere")
     assert imported.status == "finished" and imported.id == run.name
     frames = np.random.default_rng(0).integers(0, 256, (3, 8, 32, 32, 3), dtype=np.uint8)
-    np.testing.assert_allclose(Predictor.from_run(run.name, tmp_path / "elsewhere").predict_frames(frames),
-                               Predictor.from_run(run, models_dir).predict_frames(frames), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        Predictor.from_run(run.name, tmp_path / "elsewhere").predict_frames(frames),
+        Predictor.from_run(run, models_dir).predict_frames(frames),
+        atol=1e-6,
+    )
     with pytest.raises(FileExistsError):
         import_run(archive, tmp_path / "elsewhere")
 
@@ -124,10 +137,14 @@ def tampered(source, target, change):
     [
         (lambda name, data, copy: copy.writestr("model.keras", b"x") or data, "exactly"),
         (lambda name, data, copy: data.replace(b'"lrcn"', b'"evil"') if name == "metadata.json" else data, "invalid"),
-        (lambda name, data, copy: data.replace(b'"lrcn-tiny"', b'"../../x"') if name == "metadata.json" else data,
-         "invalid"),
-        (lambda name, data, copy: data.replace(b'"lrcn"', b'"convlstm"', 1) if name == "metadata.json" else data,
-         "do not fit"),
+        (
+            lambda name, data, copy: data.replace(b'"lrcn-tiny"', b'"../../x"') if name == "metadata.json" else data,
+            "invalid",
+        ),
+        (
+            lambda name, data, copy: data.replace(b'"lrcn"', b'"convlstm"', 1) if name == "metadata.json" else data,
+            "do not fit",
+        ),
         (lambda name, data, copy: b"{" if name == "metadata.json" else data, "not a run"),
     ],
 )
@@ -160,7 +177,9 @@ def test_kill_9_at_every_stage_never_loses_a_run_or_leaves_the_lock(trained, tin
     shutil.copytree(trained[0], tmp_path / saved)  # an earlier run that no kill may touch
     before = (tmp_path / saved / "model.keras").read_bytes()
     for kind, model, survivors in KILL_POINTS:
-        job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=2, batch_size=8, trainer="twin"))
+        job = jobs.start(
+            tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=2, batch_size=8, trainer="twin")
+        )
         wait_for_event(job, kind, model)
         os.kill(job.pid(), signal.SIGKILL)
         assert job.wait(60) == "killed", (kind, model)
@@ -185,7 +204,10 @@ def test_a_trainer_killed_like_the_oom_killer_does_fails_its_run_with_a_message(
     (run,) = [run for run in list_runs(tmp_path) if run.model == "convlstm"]
     assert run.status == "failed" and "out of memory" in run.reason
     assert jobs.current(tmp_path) is None
-    assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin")).wait(300) == "finished"
+    assert (
+        jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin")).wait(300)
+        == "finished"
+    )
 
 
 @pytest.mark.slow
@@ -213,7 +235,9 @@ def test_predicting_while_a_job_trains(trained, tiny_cache, tmp_path, demo_datas
     from har.inference import Predictor
 
     run, _, models_dir = trained
-    job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, patience=30, batch_size=4, trainer="twin"))
+    job = jobs.start(
+        tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, patience=30, batch_size=4, trainer="twin")
+    )
     try:
         predictor = Predictor.from_run(run, models_dir)
         clips = [clip.path for clip in find_clips(demo_dataset)[::32]]
@@ -245,7 +269,9 @@ def test_predicting_while_a_job_trains(trained, tiny_cache, tmp_path, demo_datas
 
 
 @pytest.mark.slow
-def test_a_server_killed_while_its_job_trains_leaves_the_job_running_and_a_new_server_reattaches(tiny_cache, tmp_path, monkeypatch):
+def test_a_server_killed_while_its_job_trains_leaves_the_job_running_and_a_new_server_reattaches(
+    tiny_cache, tmp_path, monkeypatch
+):
     """The app server starts a job and dies (kill -9, as a Space restart does); the job trains on, and the Train
     page of a fresh server shows it running with its Cancel button."""
     import subprocess
@@ -253,9 +279,11 @@ def test_a_server_killed_while_its_job_trains_leaves_the_job_running_and_a_new_s
 
     from streamlit.testing.v1 import AppTest
 
-    code = (f"from har import jobs; from har.config import Config; "
-            f"job = jobs.start({str(tiny_cache)!r}, ['convlstm'], {str(tmp_path)!r}, config=Config(epochs=30, batch_size=4, trainer='twin')); "
-            "print(job.id, flush=True); import time; time.sleep(600)")  # fmt: skip
+    code = (
+        f"from har import jobs; from har.config import Config; "
+        f"job = jobs.start({str(tiny_cache)!r}, ['convlstm'], {str(tmp_path)!r}, config=Config(epochs=30, batch_size=4, trainer='twin')); "
+        "print(job.id, flush=True); import time; time.sleep(600)"
+    )
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     job_id = server.stdout.readline().strip()
     job = jobs.Job(tmp_path / ".jobs" / job_id)

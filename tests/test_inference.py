@@ -121,8 +121,12 @@ def test_timeline_gives_one_observation_per_window(trained, long_video, tmp_path
 
 
 def har(*args, models_dir):
-    result = subprocess.run([sys.executable, "-m", "har", "--models-dir", str(models_dir), *args],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "har", "--models-dir", str(models_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -133,7 +137,11 @@ def test_cli_predict_evaluate_runs_compare_and_timeline(trained, demo_dataset, l
     assert code == 0, err
     (prediction,) = json.loads(out)["runs"]
     assert prediction["run_id"] == run.name and set(prediction["probabilities"]) == {
-        "HorseRace", "Swing", "TaiChi", "WalkingWithDog"}  # fmt: skip
+        "HorseRace",
+        "Swing",
+        "TaiChi",
+        "WalkingWithDog",
+    }
     code, out, err = har("evaluate", run.name, "--json", models_dir=models_dir)
     assert code == 0, err
     assert {"model", "accuracy", "loss"} <= set(json.loads(out))
@@ -141,8 +149,9 @@ def test_cli_predict_evaluate_runs_compare_and_timeline(trained, demo_dataset, l
     assert [(r["id"], r["status"]) for r in json.loads(out)] == [(run.name, "finished")]
     code, out, _ = har("compare", "--json", models_dir=models_dir)
     assert json.loads(out)["report"]["lrcn"]["accuracy"] == 0.8693
-    code, out, err = har("timeline", str(long_video), "--out", str(tmp_path / "t.csv"), "--window", "2",
-                         models_dir=models_dir)  # fmt: skip
+    code, out, err = har(
+        "timeline", str(long_video), "--out", str(tmp_path / "t.csv"), "--window", "2", models_dir=models_dir
+    )
     assert code == 0, err
     assert len(pd.read_csv(tmp_path / "t.csv")) == 8
 

@@ -100,8 +100,15 @@ def _fit_from_seed(name: str, *, twin: bool, frames: np.ndarray, labels: np.ndar
     model = build_model(name, sequence_length=6, image_size=32)
     network = fast_model(model) if twin else model
     network.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
-    history = network.fit(frames[:12], labels[:12], batch_size=4, epochs=3, shuffle=False, verbose=0,
-                          validation_data=(frames[12:], labels[12:]))  # fmt: skip
+    history = network.fit(
+        frames[:12],
+        labels[:12],
+        batch_size=4,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        validation_data=(frames[12:], labels[12:]),
+    )
     return model.get_weights(), history.history
 
 

@@ -48,8 +48,9 @@ def har(home: Path, *args: str, env: dict | None = None) -> subprocess.Completed
     for name in ("HAR_DATA_DIR", "HAR_MODELS_DIR", "HAR_INSECURE_TLS"):
         environment.pop(name, None)
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "har", *args], capture_output=True, text=True, env=environment,
-                          timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "har", *args], capture_output=True, text=True, env=environment, timeout=900
+    )
 
 
 def wait_for(predicate, timeout: float = 300, poll: float = 0.2):
@@ -73,8 +74,10 @@ def test_reproduce_from_empty_dirs_over_https_survives_a_kill_and_never_download
         refused = har(home, *command)
         assert refused.returncode == 2
         errors = [line for line in refused.stderr.splitlines() if line.startswith("har: error:")]
-        assert errors == ["har: error: 127.0.0.1: its TLS certificate failed verification (self-signed certificate); "
-                          "if you trust this host, run again with --insecure-tls (or HAR_INSECURE_TLS=1)."]  # fmt: skip
+        assert errors == [
+            "har: error: 127.0.0.1: its TLS certificate failed verification (self-signed certificate); "
+            "if you trust this host, run again with --insecure-tls (or HAR_INSECURE_TLS=1)."
+        ]
         assert behaviour.requests == []
         assert not (home / "data" / "UCF50").exists()
         assert not list((home / "data").rglob("*.zip*"))
@@ -97,13 +100,21 @@ def test_reproduce_from_empty_dirs_over_https_survives_a_kill_and_never_download
         assert behaviour.requests == [None]
     table = json.loads(finished.stdout)
     assert sorted((row["model"], row["split"]) for row in table["runs"]) == [
-        ("convlstm", "group"), ("convlstm", "report"), ("lrcn", "group"), ("lrcn", "report")]  # fmt: skip
+        ("convlstm", "group"),
+        ("convlstm", "report"),
+        ("lrcn", "group"),
+        ("lrcn", "report"),
+    ]
     assert table["report"] == REPORT_RESULTS
     assert (home / "models" / first / "model.keras").stat().st_mtime_ns == kept
     stages = [e for e in job.events(job.first_event) if e["event"] == "stage"]
     rerun = stages[[i for i, e in enumerate(stages) if e["stage"] == "download"][-1] :]
     assert [(e["stage"], e["status"]) for e in rerun[:4]] == [
-        ("download", "skipped"), ("extract", "skipped"), ("cache", "skipped"), (f"train {first}", "skipped")]  # fmt: skip
+        ("download", "skipped"),
+        ("extract", "skipped"),
+        ("cache", "skipped"),
+        (f"train {first}", "skipped"),
+    ]
     assert job.state() == "finished"
 
     # `har compare` shows the same four runs from the models dir: the latest of each model on each split.
@@ -126,12 +137,21 @@ def test_options_are_checked_before_anything_starts(tmp_path):
 
 def test_the_same_options_are_the_same_pipeline_whatever_the_tls_choice(tmp_path):
     options = pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27, 28))
-    assert options.identity() == pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27, 28),
-                                                  insecure_tls=True).identity()  # fmt: skip
+    assert (
+        options.identity()
+        == pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27, 28), insecure_tls=True).identity()
+    )
     assert options.identity() != pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27,)).identity()
-    assert options.runs() == [("convlstm", "report", 27), ("lrcn", "report", 27), ("convlstm", "group", 27),
-                              ("lrcn", "group", 27), ("convlstm", "report", 28), ("lrcn", "report", 28),
-                              ("convlstm", "group", 28), ("lrcn", "group", 28)]  # fmt: skip
+    assert options.runs() == [
+        ("convlstm", "report", 27),
+        ("lrcn", "report", 27),
+        ("convlstm", "group", 27),
+        ("lrcn", "group", 27),
+        ("convlstm", "report", 28),
+        ("lrcn", "report", 28),
+        ("convlstm", "group", 28),
+        ("lrcn", "group", 28),
+    ]
 
 
 def test_cli_refuses_bad_seeds_in_one_line(tmp_path):
@@ -142,8 +162,9 @@ def test_cli_refuses_bad_seeds_in_one_line(tmp_path):
 
 def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(demo_dataset, tmp_path):
     source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
-    options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32,
-                               until="cache")  # fmt: skip
+    options = pipeline.Options(
+        data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32, until="cache"
+    )
     first = pipeline.start(options, tmp_path / "models")
     assert first.wait(timeout=300) == "finished", first.events()
     assert first.stage_names() == ["extract", "cache"] and first.run_ids() == []
@@ -155,7 +176,9 @@ def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(
     again = pipeline.start(options, tmp_path / "models")
     assert again.id == first.id and again.wait(timeout=300) == "finished"
     assert [(e["stage"], e["status"]) for e in again.events(again.first_event) if e["event"] == "stage"] == [
-        ("extract", "skipped"), ("cache", "skipped")]  # fmt: skip
+        ("extract", "skipped"),
+        ("cache", "skipped"),
+    ]
     assert (cache / "frames.npy").stat().st_mtime_ns == built
 
 
@@ -165,8 +188,20 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
     home = tmp_path / "home"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "HAR_HOME": str(home)}
     with LocalServer(behaviour, tls=True, name="UCF50.rar") as server:
-        command = [sys.executable, "-m", "har", "reproduce", "--url", server.url, "--insecure-tls", "--until", "download"]
-        following = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "har",
+            "reproduce",
+            "--url",
+            server.url,
+            "--insecure-tls",
+            "--until",
+            "download",
+        ]
+        following = subprocess.Popen(
+            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         job = wait_for(lambda: next(iter(pipeline.list_pipelines(home / "models")), None), timeout=60)
         wait_for(lambda: any(e["event"] == "progress" and e["stage"] == "download" for e in job.events()), timeout=60)
         # The same command while it runs follows the same pipeline; another one is refused.
@@ -192,13 +227,17 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
 
 def test_a_stage_whose_output_was_deleted_runs_again(demo_dataset, tmp_path):
     source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
-    options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32,
-                               until="cache")  # fmt: skip
+    options = pipeline.Options(
+        data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32, until="cache"
+    )
     first = pipeline.start(options, tmp_path / "models")
     assert first.wait(timeout=300) == "finished", first.events()
     shutil.rmtree(first.cache())  # deleted by hand: the record alone must not skip the stage
     again = pipeline.start(options, tmp_path / "models")
     assert again.wait(timeout=300) == "finished", again.events()
     assert [(e["stage"], e["status"]) for e in again.events(again.first_event) if e["event"] == "stage"] == [
-        ("extract", "skipped"), ("cache", "started"), ("cache", "done")]  # fmt: skip
+        ("extract", "skipped"),
+        ("cache", "started"),
+        ("cache", "done"),
+    ]
     assert (Path(again.cache()) / "meta.json").is_file()

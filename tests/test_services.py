@@ -16,15 +16,25 @@ def test_prepare_cache_extracts_an_archive_then_builds_and_reuses_the_cache(demo
         for clip in find_clips(demo_dataset, ["Swing", "WalkingWithDog"]):
             handle.write(clip.path, f"UCF50/{clip.class_name}/{clip.path.name}")
     seen = []
-    path = services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["WalkingWithDog", "Swing"], sequence_length=8,
-                                  image_size=32, on_decode=lambda done, total: seen.append((done, total)))  # fmt: skip
+    path = services.prepare_cache(
+        archive,
+        data_dir=tmp_path / "data",
+        classes=["WalkingWithDog", "Swing"],
+        sequence_length=8,
+        image_size=32,
+        on_decode=lambda done, total: seen.append((done, total)),
+    )
     assert path == tmp_path / "data" / "caches" / "UCF50-T8-S32"
     cache = load_cache(path)
     assert list(cache.class_names) == ["WalkingWithDog", "Swing"] and cache.frames.shape == (64, 8, 32, 32, 3)
     assert seen[-1] == (64, 64)
     modified = (path / "frames.npy").stat().st_mtime_ns
-    assert services.prepare_cache(archive, data_dir=tmp_path / "data", classes=["WalkingWithDog", "Swing"],
-                                  sequence_length=8, image_size=32) == path  # fmt: skip
+    assert (
+        services.prepare_cache(
+            archive, data_dir=tmp_path / "data", classes=["WalkingWithDog", "Swing"], sequence_length=8, image_size=32
+        )
+        == path
+    )
     assert (path / "frames.npy").stat().st_mtime_ns == modified
 
 

@@ -46,7 +46,9 @@ def test_models_on_a_mounted_volume_are_persistent(monkeypatch, tmp_path):
     monkeypatch.setattr(storage, "mount_of", lambda path: (Path("/data"), "fuse.hf-mount"))
     status = storage.status()
     assert status["home"] == str(tmp_path) and status["persistent"] is True
-    assert status["reason"] == f"the models dir {tmp_path / 'models'} is on the fuse.hf-mount filesystem mounted at /data."
+    assert (
+        status["reason"] == f"the models dir {tmp_path / 'models'} is on the fuse.hf-mount filesystem mounted at /data."
+    )
 
 
 def test_the_real_mount_table_is_read(tmp_path):

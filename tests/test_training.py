@@ -122,8 +122,10 @@ def test_har_training_follows_the_plain_model_fit_run_for_the_same_seed(tiny_cac
     import keras
 
     config = Config(epochs=3, batch_size=8)
-    runs = {twin: train_run_history(tiny_cache, tmp_path / str(twin), config.replace(trainer="twin" if twin else "plain"))
-            for twin in (True, False)}  # fmt: skip  # the config's trainer, as `har train --plain-fit` sets it
+    runs = {
+        twin: train_run_history(tiny_cache, tmp_path / str(twin), config.replace(trainer="twin" if twin else "plain"))
+        for twin in (True, False)
+    }  # the config's trainer, as `har train --plain-fit` sets it
     assert runs[True][0]["network"] == "twin" and runs[False][0]["network"] == "plain"
     assert runs[False][0]["config"]["trainer"] == "plain"
     histories = {twin: metadata["history"] for twin, (metadata, _) in runs.items()}
@@ -162,8 +164,12 @@ def test_a_run_killed_at_a_random_epoch_resumes_into_the_uninterrupted_run(tiny_
     assert job.wait(60) == "killed"
     assert [run.status for run in list_runs(tmp_path / "cut")] == ["failed"]
 
-    result = subprocess.run([sys.executable, "-m", "har", "--models-dir", str(tmp_path / "cut"), "train", "--resume",
-                             job.id], capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "har", "--models-dir", str(tmp_path / "cut"), "train", "--resume", job.id],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert job.state() == "finished" and job.failure() is None
     resumed = find_run(tmp_path / "cut", f"{job.id}-convlstm")
@@ -205,7 +211,9 @@ def test_a_cancelled_job_resumed_to_the_end_reads_finished(tiny_cache, tmp_path)
 def test_several_seeds_train_one_run_per_seed_and_model(tiny_cache, tmp_path):
     from har.evaluation import compare
 
-    job = jobs.start(tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin"), seeds=[27, 28])
+    job = jobs.start(
+        tiny_cache, ["lrcn"], tmp_path, config=Config(epochs=1, batch_size=8, trainer="twin"), seeds=[27, 28]
+    )
     assert job.wait(300) == "finished"
     runs = {run.id: run for run in list_runs(tmp_path)}
     assert set(runs) == {f"{job.id}-lrcn-seed27", f"{job.id}-lrcn-seed28"}
@@ -227,16 +235,23 @@ def test_a_run_that_cannot_learn_is_marked_at_chance_everywhere(tiny_cache, tmp_
     from har.evaluation import evaluate
     from har.training import train_run
 
-    run = train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=2, batch_size=8, learning_rate=1e-9),
-                    run_id="stuck")  # fmt: skip
+    run = train_run(
+        tiny_cache, "lrcn", tmp_path, config=Config(epochs=2, batch_size=8, learning_rate=1e-9), run_id="stuck"
+    )
     metadata = json.loads((run / "metadata.json").read_text())
     assert metadata["status"] == "finished" and metadata["at_chance"] is True
-    assert "did not learn" in metadata["at_chance_reason"] and "validation loss never fell" in metadata["at_chance_reason"]
+    assert (
+        "did not learn" in metadata["at_chance_reason"] and "validation loss never fell" in metadata["at_chance_reason"]
+    )
     (summary,) = [run.summary() for run in list_runs(tmp_path)]
     assert summary["at_chance"] is True and summary["at_chance_reason"] == metadata["at_chance_reason"]
     assert evaluate("stuck", tmp_path)["at_chance"] is True
-    result = subprocess.run([sys.executable, "-m", "har", "--models-dir", str(tmp_path), "runs"], capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "har", "--models-dir", str(tmp_path), "runs"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "AT CHANCE" in result.stdout
 
 
@@ -255,8 +270,13 @@ def test_nan_loss_fails_the_run_with_a_message(tiny_cache, tmp_path):
 
 
 def run_python(code, env=None, timeout=600):
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                            timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -322,19 +342,29 @@ def test_multiworker_strategy_trains_two_local_workers_in_step(tiny_cache, tmp_p
     )
     workers = []
     for index in range(2):
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
-        workers.append(subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path / f"models-{index}"), str(index)], text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
-        ))  # fmt: skip
+        tf_config = {
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(tmp_path / f"models-{index}"), str(index)],
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+            )
+        )
     outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     assert outputs[0][0].strip().splitlines()[-1] == "finished 2 multiworker {'index': 0, 'chief': True}"
     assert outputs[1][0].strip().splitlines()[-1] == "finished 2 multiworker {'index': 1, 'chief': False}"
     import keras
 
-    first, second = (keras.saving.load_model(tmp_path / f"models-{i}" / f"worker-{i}" / "model.keras") for i in range(2))
+    first, second = (
+        keras.saving.load_model(tmp_path / f"models-{i}" / f"worker-{i}" / "model.keras") for i in range(2)
+    )
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -389,8 +419,12 @@ def test_har_train_is_the_very_run_that_the_reports_model_fit_gives(tiny_cache, 
         """
     histories = []
     for name, code in (("har", by_har), ("hand", by_hand)):
-        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code), str(tmp_path / name)],
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code), str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         histories.append(json.loads(out.stdout.strip().splitlines()[-1]))
     assert histories[0] == histories[1]

@@ -33,7 +33,9 @@ def test_sample_indices_follow_the_report_rule():
     assert sample_indices(39, 20) == list(range(20))
 
 
-@pytest.mark.parametrize("name", ["mp4", "mov", "mkv", "webm", "vp8_webm", "gif", "xvid_avi", "opencv_xvid_avi", "mjpeg_avi"])
+@pytest.mark.parametrize(
+    "name", ["mp4", "mov", "mkv", "webm", "vp8_webm", "gif", "xvid_avi", "opencv_xvid_avi", "mjpeg_avi"]
+)
 def test_every_format_returns_the_report_frames_in_rgb(clips, name):
     clip = decode_clip(clips[name], sequence_length=20, image_size=64)
     assert clip.frames.shape == (20, 64, 64, 3) and clip.frames.dtype == np.uint8
@@ -61,8 +63,11 @@ def test_container_without_frame_count_is_counted_and_sampled_evenly(tmp_path):
     live = tmp_path / "live.mkv"
     # Written to a pipe, Matroska gets no duration and OpenCV reports a negative frame count.
     with open(live, "wb") as sink:
-        subprocess.run([FFMPEG, "-loglevel", "error", "-i", str(source), "-c", "copy", "-f", "matroska", "pipe:1"],
-                       stdout=sink, check=True)  # fmt: skip
+        subprocess.run(
+            [FFMPEG, "-loglevel", "error", "-i", str(source), "-c", "copy", "-f", "matroska", "pipe:1"],
+            stdout=sink,
+            check=True,
+        )
     assert not cv2.VideoCapture(str(live)).get(cv2.CAP_PROP_FRAME_COUNT) > 0
     clip = decode_clip(live, sequence_length=20)
     assert clip.frame_count == 300
@@ -127,7 +132,9 @@ def bad_files(folder, good_mp4, good_avi):
     return paths
 
 
-@pytest.mark.parametrize("name", ["empty.mp4", "text.mp4", "truncated.mp4", "random.avi", "image.mp4", "header_only.avi"])
+@pytest.mark.parametrize(
+    "name", ["empty.mp4", "text.mp4", "truncated.mp4", "random.avi", "image.mp4", "header_only.avi"]
+)
 def test_unreadable_files_raise_a_one_line_video_error_naming_the_file(tmp_path, clips, name):
     path = bad_files(tmp_path, clips["mp4"], clips["mjpeg_avi"])[name]
     with pytest.raises(VideoError) as raised:

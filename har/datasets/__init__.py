@@ -7,6 +7,18 @@ from har.datasets.splits import Split, group_split, make_split, report_split
 from har.datasets.ucf50 import UCF50_CLASSES
 
 __all__ = [
-    "DEMO_CLASSES", "UCF50_CLASSES", "FrameCache", "Split", "build_cache", "default_cache_path", "find_clips",
-    "find_root", "generate_demo", "group_split", "list_caches", "load_cache", "make_split", "report_split",
-]  # fmt: skip
+    "DEMO_CLASSES",
+    "UCF50_CLASSES",
+    "FrameCache",
+    "Split",
+    "build_cache",
+    "default_cache_path",
+    "find_clips",
+    "find_root",
+    "generate_demo",
+    "group_split",
+    "list_caches",
+    "load_cache",
+    "make_split",
+    "report_split",
+]

@@ -21,9 +21,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -88,7 +88,9 @@ def load_cache(path: str | Path) -> FrameCache:
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: the frame cache is damaged ({error}); rebuild it with `har data build`.") from None
     if meta.get("version") != FORMAT_VERSION or any(len(a) != len(frames) for a in arrays.values()):
-        raise ValueError(f"{path}: the frame cache is from another version or damaged; rebuild it with `har data build`.")
+        raise ValueError(
+            f"{path}: the frame cache is from another version or damaged; rebuild it with `har data build`."
+        )
     return FrameCache(
         path=path,
         frames=frames,
@@ -122,8 +124,13 @@ def list_caches(data_dir: str | Path) -> list[Path]:
     return sorted(caches, key=lambda path: (path / "meta.json").stat().st_mtime, reverse=True)
 
 
-def default_cache_path(data_dir: str | Path, source: str | Path, sequence_length: int, image_size: int,
-                       classes: list[str] | tuple[str, ...] | None = None) -> Path:  # fmt: skip
+def default_cache_path(
+    data_dir: str | Path,
+    source: str | Path,
+    sequence_length: int,
+    image_size: int,
+    classes: list[str] | tuple[str, ...] | None = None,
+) -> Path:
     """`<data_dir>/caches/<source>-T<len>-S<size>` for every class of the source; a subset of its classes gets
     its own folder, `<source>-<k>c<hash>-T<len>-S<size>`, so it never replaces a cache that earlier runs were
     trained on (and `build_cache` refuses to rebuild a cache with its classes in another order)."""
@@ -179,8 +186,10 @@ def _up_to_date(out: Path, expected: str, classes: list[str]) -> bool:
         log.info("%s is up to date; reusing it", out)
         return True
     if list(cache.class_names) != list(classes):
-        raise ValueError(f"{out} holds a cache of other classes ({', '.join(cache.class_names)}), which runs may "
-                         "have been trained on; choose another --out for these classes.")  # fmt: skip
+        raise ValueError(
+            f"{out} holds a cache of other classes ({', '.join(cache.class_names)}), which runs may "
+            "have been trained on; choose another --out for these classes."
+        )
     return False
 
 
@@ -253,7 +262,9 @@ def _decode_all(clips, staging: Path, sequence_length: int, image_size: int, wor
     # har._child_main, not the caller's __main__ (under Streamlit, the app script).
     context = _child_main.context("spawn")
     with open(staging / "frames.npy", "r+b") as sink, context.Pool(workers, initializer=_decode_worker.setup) as pool:
-        for done, (i, data, real, reason) in enumerate(pool.imap_unordered(_decode_worker.decode, jobs, chunksize=2), 1):
+        for done, (i, data, real, reason) in enumerate(
+            pool.imap_unordered(_decode_worker.decode, jobs, chunksize=2), 1
+        ):
             if data is None:
                 skipped[i] = reason
             else:

@@ -24,8 +24,8 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -58,8 +58,13 @@ def generate_demo(
     out = Path(out)
     if groups < 1 or clips_per_group < 1:
         raise ValueError(f"groups={groups} and clips_per_group={clips_per_group} must be at least 1.")
-    settings = {"version": VERSION, "classes": list(DEMO_CLASSES), "groups": groups,
-                "clips_per_group": clips_per_group, "seed": seed}  # fmt: skip
+    settings = {
+        "version": VERSION,
+        "classes": list(DEMO_CLASSES),
+        "groups": groups,
+        "clips_per_group": clips_per_group,
+        "seed": seed,
+    }
     marker = out / "demo.json"
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return out
@@ -146,31 +151,57 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
         tempo = speed_factor / 28
         speed = facing * scale * 0.075 * speed_factor
         follow = rng.uniform(0.6, 1.0)
-        extra = {"dog_size": scale * rng.uniform(0.9, 1.3), "dog_colour": _colour(rng, avoid=bright),
-                 "lead": scale * rng.uniform(1.4, 2.4), "dog_wander": rng.uniform(0, 0.3 * scale)}  # fmt: skip
+        extra = {
+            "dog_size": scale * rng.uniform(0.9, 1.3),
+            "dog_colour": _colour(rng, avoid=bright),
+            "lead": scale * rng.uniform(1.4, 2.4),
+            "dog_wander": rng.uniform(0, 0.3 * scale),
+        }
     elif class_name == "TaiChi":
         tempo = speed_factor / 95
     elif class_name == "Swing":
         tempo = speed_factor / 50
         top = rng.uniform(4, 20)
-        extra = {"top": top, "length": ground - top - scale * rng.uniform(0.9, 1.3),
-                 "amplitude": rng.uniform(18, 42), "frame_colour": _colour(rng, avoid=bright)}  # fmt: skip
+        extra = {
+            "top": top,
+            "length": ground - top - scale * rng.uniform(0.9, 1.3),
+            "amplitude": rng.uniform(18, 42),
+            "frame_colour": _colour(rng, avoid=bright),
+        }
     else:  # HorseRace
         tempo = speed_factor / 11
         speed = facing * scale * rng.uniform(0.2, 0.3) * speed_factor
         follow = rng.uniform(0.75, 1.0)
         count = int(rng.integers(3, 7))
         gap = rng.uniform(1.2, 2.2) * scale  # between one horse and the next along the track
-        extra = {"horses": [((i - count / 2) * gap + rng.uniform(-0.4, 0.4) * scale, i * rng.uniform(0.25, 0.45) * scale,
-                             rng.uniform(0.96, 1.04), rng.uniform(0, 2 * math.pi), _colour(rng, avoid=bright), _colour(rng))
-                            for i in range(count)],
-                 "rail_colour": _colour(rng, avoid=bright), "post_gap": rng.uniform(15, 35)}  # fmt: skip
+        extra = {
+            "horses": [
+                (
+                    (i - count / 2) * gap + rng.uniform(-0.4, 0.4) * scale,
+                    i * rng.uniform(0.25, 0.45) * scale,
+                    rng.uniform(0.96, 1.04),
+                    rng.uniform(0, 2 * math.pi),
+                    _colour(rng, avoid=bright),
+                    _colour(rng),
+                )
+                for i in range(count)
+            ],
+            "rail_colour": _colour(rng, avoid=bright),
+            "post_gap": rng.uniform(15, 35),
+        }
     pan = rng.uniform(0, 35) if rng.random() < 0.7 else 0.0
     frames_needed = 8 * CLIP_FRAMES[1]  # a performance long enough for 8 clips of the longest kind
     travel = abs(speed) * follow * frames_needed
     origin = int(WIDTH + pan + (travel if speed < 0 else 0))
-    background = _background(rng, base, int(travel + 2 * pan + 3 * WIDTH), ground, rails=class_name == "HorseRace" or rng.random() < 0.15,
-                             rail_colour=extra.get("rail_colour"), post_gap=extra.get("post_gap", 25))  # fmt: skip
+    background = _background(
+        rng,
+        base,
+        int(travel + 2 * pan + 3 * WIDTH),
+        ground,
+        rails=class_name == "HorseRace" or rng.random() < 0.15,
+        rail_colour=extra.get("rail_colour"),
+        post_gap=extra.get("post_gap", 25),
+    )
     colour = _colour(rng, avoid=bright)
     return Scene(
         class_name=class_name,
@@ -198,7 +229,13 @@ def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
         jpeg=int(rng.integers(20, 60)) if rng.random() < 0.3 else 0,
         blur=int(rng.choice([0, 0, 0, 3])),
         occluders=tuple(
-            (rng.uniform(0, WIDTH), rng.uniform(4, 16), rng.uniform(0, 0.7) * HEIGHT, _colour(rng), rng.uniform(1.1, 1.6))
+            (
+                rng.uniform(0, WIDTH),
+                rng.uniform(4, 16),
+                rng.uniform(0, 0.7) * HEIGHT,
+                _colour(rng),
+                rng.uniform(1.1, 1.6),
+            )
             for _ in range(int(rng.choice([0, 0, 1, 2])))
         ),
         distractors=tuple(_distractor(rng, ground) for _ in range(int(rng.choice([0, 1, 1, 2, 3])))),
@@ -293,16 +330,34 @@ def _distractor(rng: np.random.Generator, ground: float) -> tuple:
     kind = str(rng.choice(["ball", "bird", "car", "walker"]))
     colour = _colour(rng)
     if kind == "ball":
-        return (kind, colour, rng.uniform(0, WIDTH), rng.uniform(-2.5, 2.5), rng.uniform(3, 7), rng.uniform(20, 60),
-                rng.uniform(14, 30))  # fmt: skip
+        return (
+            kind,
+            colour,
+            rng.uniform(0, WIDTH),
+            rng.uniform(-2.5, 2.5),
+            rng.uniform(3, 7),
+            rng.uniform(20, 60),
+            rng.uniform(14, 30),
+        )
     if kind == "bird":
-        return (kind, colour, rng.uniform(0, WIDTH), rng.uniform(-3, 3), rng.uniform(5, 0.4 * HEIGHT),
-                rng.uniform(3, 6))  # fmt: skip
+        return (
+            kind,
+            colour,
+            rng.uniform(0, WIDTH),
+            rng.uniform(-3, 3),
+            rng.uniform(5, 0.4 * HEIGHT),
+            rng.uniform(3, 6),
+        )
     if kind == "car":
-        return (kind, colour, rng.uniform(0, WIDTH), rng.uniform(-3.5, 3.5), ground - rng.uniform(4, 25),
-                rng.uniform(16, 34))  # fmt: skip
-    return (kind, colour, rng.uniform(0, WIDTH), rng.uniform(-0.7, 0.7), ground - rng.uniform(8, 30),
-            rng.uniform(4, 8))  # fmt: skip
+        return (
+            kind,
+            colour,
+            rng.uniform(0, WIDTH),
+            rng.uniform(-3.5, 3.5),
+            ground - rng.uniform(4, 25),
+            rng.uniform(16, 34),
+        )
+    return (kind, colour, rng.uniform(0, WIDTH), rng.uniform(-0.7, 0.7), ground - rng.uniform(8, 30), rng.uniform(4, 8))
 
 
 def _draw_distractor(frame, distractor, t, offset) -> None:
@@ -371,8 +426,11 @@ def _draw_four_legs(frame, x, ground, length, phase, facing, colour, thickness, 
     _line(frame, rear, front, colour, thickness + 1)
     swing = 40 if gallop else 28
     # A trot moves diagonal legs together; a gallop moves the front pair, then the rear pair.
-    offsets = {"front_near": 0.0, "front_far": 0.5, "rear_near": math.pi, "rear_far": math.pi + 0.5} if gallop \
-        else {"front_near": 0.0, "front_far": math.pi, "rear_near": math.pi, "rear_far": 0.0}  # fmt: skip
+    offsets = (
+        {"front_near": 0.0, "front_far": 0.5, "rear_near": math.pi, "rear_far": math.pi + 0.5}
+        if gallop
+        else {"front_near": 0.0, "front_far": math.pi, "rear_near": math.pi, "rear_far": 0.0}
+    )
     for name, offset in offsets.items():
         hip = front if name.startswith("front") else rear
         angle = swing * math.sin(phase + offset)
@@ -392,8 +450,12 @@ def _draw_four_legs(frame, x, ground, length, phase, facing, colour, thickness, 
 def _walking(phase, facing):
     swing = 28 * math.sin(phase)
     knee = 35 * max(0.0, math.sin(phase + math.pi / 2))
-    return dict(left_arm=(-swing, -swing + facing * 15), right_arm=(swing, swing + facing * 15),
-                left_leg=(swing, swing - facing * knee), right_leg=(-swing, -swing - facing * (35 - knee)))  # fmt: skip
+    return dict(
+        left_arm=(-swing, -swing + facing * 15),
+        right_arm=(swing, swing + facing * 15),
+        left_leg=(swing, swing - facing * knee),
+        right_leg=(-swing, -swing - facing * (35 - knee)),
+    )
 
 
 # Actions: each draws the class's figures at frame t; `offset` is the world x of the frame's left edge ----------
@@ -409,8 +471,17 @@ def _walking_with_dog(frame, scene: Scene, t, offset) -> None:
     pose[lead_hand] = (scene.facing * 35, scene.facing * 50)  # the arm holding the lead reaches forward
     extra = scene.extra
     dog_x = x + scene.facing * (extra["lead"] + extra["dog_wander"] * math.sin(0.05 * t + scene.phase))
-    neck = _draw_four_legs(frame, dog_x, scene.ground, extra["dog_size"], 1.6 * phase, scene.facing,
-                           extra["dog_colour"], max(1, scene.thickness - 1), gallop=False)  # fmt: skip
+    neck = _draw_four_legs(
+        frame,
+        dog_x,
+        scene.ground,
+        extra["dog_size"],
+        1.6 * phase,
+        scene.facing,
+        extra["dog_colour"],
+        max(1, scene.thickness - 1),
+        gallop=False,
+    )
     hands = _draw_person(frame, hip, size, pose, scene.colour, scene.thickness)
     hand = hands[lead_hand]
     sag = (hand[0] + neck[0]) / 2, max(hand[1], neck[1]) + 0.3 * size
@@ -461,10 +532,21 @@ def _swing(frame, scene: Scene, t, offset) -> None:
     thigh = facing * (angle + 90 - 10 * pump)
     shin = facing * (angle + 20 + 45 * max(0.0, pump))
     grip = facing * (angle + 180 - 25)
-    pose = dict(left_arm=(grip, grip + facing * 20), right_arm=(grip - facing * 10, grip + facing * 10),
-                left_leg=(thigh, shin), right_leg=(thigh + facing * 8, shin + facing * 8))  # fmt: skip
-    _draw_person(frame, seat, size, {k: (a - lean, b - lean) for k, (a, b) in pose.items()}, scene.colour,
-                 scene.thickness, lean=lean)  # fmt: skip
+    pose = dict(
+        left_arm=(grip, grip + facing * 20),
+        right_arm=(grip - facing * 10, grip + facing * 10),
+        left_leg=(thigh, shin),
+        right_leg=(thigh + facing * 8, shin + facing * 8),
+    )
+    _draw_person(
+        frame,
+        seat,
+        size,
+        {k: (a - lean, b - lean) for k, (a, b) in pose.items()},
+        scene.colour,
+        scene.thickness,
+        lean=lean,
+    )
 
 
 def _horse_race(frame, scene: Scene, t, offset) -> None:

@@ -41,7 +41,9 @@ def group_split(
     ungrouped = groups < 0
     groups[ungrouped] = groups.max(initial=0) + 1 + np.arange(ungrouped.sum())
     if len(np.unique(groups)) < 3:
-        raise ValueError(f"the group split needs clips from at least 3 groups, the dataset has {len(np.unique(groups))}.")
+        raise ValueError(
+            f"the group split needs clips from at least 3 groups, the dataset has {len(np.unique(groups))}."
+        )
     indices = np.arange(len(groups))
     train, test = _split_groups(indices, groups, test_fraction, seed)
     train, validation = _split_groups(train, groups, validation_fraction, seed)
@@ -57,7 +59,9 @@ def _split_groups(indices: np.ndarray, groups: np.ndarray, fraction: float, seed
 def make_split(groups: np.ndarray, *, split: str, test_fraction: float, validation_fraction: float, seed: int) -> Split:
     """The split named by `split` ("report" or "group") over clips with the given group ids."""
     if split == "report":
-        return report_split(len(groups), test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
+        return report_split(
+            len(groups), test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed
+        )
     if split == "group":
         return group_split(groups, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
     raise ValueError(f"split={split!r}: choose 'report' or 'group'.")

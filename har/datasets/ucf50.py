@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from har import archives
 from har.datasets import layout
@@ -18,23 +18,64 @@ log = logging.getLogger(__name__)
 UCF50_URL = "https://www.crcv.ucf.edu/data/UCF50.rar"
 UCF50_SIZE = 3_233_554_570  # bytes of the official UCF50.rar; a download from UCF50_URL must have exactly this
 UCF50_CLASSES = (
-    "BaseballPitch", "Basketball", "BenchPress", "Biking", "Billiards", "BreastStroke", "CleanAndJerk",
-    "Diving", "Drumming", "Fencing", "GolfSwing", "HighJump", "HorseRace", "HorseRiding", "HulaHoop",
-    "JavelinThrow", "JugglingBalls", "JumpRope", "JumpingJack", "Kayaking", "Lunges", "MilitaryParade",
-    "Mixing", "Nunchucks", "PizzaTossing", "PlayingGuitar", "PlayingPiano", "PlayingTabla", "PlayingViolin",
-    "PoleVault", "PommelHorse", "PullUps", "Punch", "PushUps", "RockClimbingIndoor", "RopeClimbing",
-    "Rowing", "SalsaSpin", "SkateBoarding", "Skiing", "Skijet", "SoccerJuggling", "Swing", "TaiChi",
-    "TennisSwing", "ThrowDiscus", "TrampolineJumping", "VolleyballSpiking", "WalkingWithDog", "YoYo",
-)  # fmt: skip
+    "BaseballPitch",
+    "Basketball",
+    "BenchPress",
+    "Biking",
+    "Billiards",
+    "BreastStroke",
+    "CleanAndJerk",
+    "Diving",
+    "Drumming",
+    "Fencing",
+    "GolfSwing",
+    "HighJump",
+    "HorseRace",
+    "HorseRiding",
+    "HulaHoop",
+    "JavelinThrow",
+    "JugglingBalls",
+    "JumpRope",
+    "JumpingJack",
+    "Kayaking",
+    "Lunges",
+    "MilitaryParade",
+    "Mixing",
+    "Nunchucks",
+    "PizzaTossing",
+    "PlayingGuitar",
+    "PlayingPiano",
+    "PlayingTabla",
+    "PlayingViolin",
+    "PoleVault",
+    "PommelHorse",
+    "PullUps",
+    "Punch",
+    "PushUps",
+    "RockClimbingIndoor",
+    "RopeClimbing",
+    "Rowing",
+    "SalsaSpin",
+    "SkateBoarding",
+    "Skiing",
+    "Skijet",
+    "SoccerJuggling",
+    "Swing",
+    "TaiChi",
+    "TennisSwing",
+    "ThrowDiscus",
+    "TrampolineJumping",
+    "VolleyballSpiking",
+    "WalkingWithDog",
+    "YoYo",
+)
 
 
 def check_classes(classes: list[str] | tuple[str, ...]) -> list[str]:
     """Validates UCF50 class names (case-sensitive, as the folders are) before anything is downloaded."""
     unknown = [name for name in classes if name not in UCF50_CLASSES]
     if unknown:
-        raise ValueError(
-            f"not UCF50 classes: {', '.join(unknown)}; the 50 are: {', '.join(UCF50_CLASSES)} (or 'all')."
-        )
+        raise ValueError(f"not UCF50 classes: {', '.join(unknown)}; the 50 are: {', '.join(UCF50_CLASSES)} (or 'all').")
     return list(classes)
 
 
@@ -80,8 +121,13 @@ def download_archive(
     """
     name = PurePosixPath(urllib.parse.urlsplit(url).path).name or "UCF50.rar"
     expected_size = UCF50_SIZE if url == UCF50_URL else None
-    return download(url, Path(data_dir) / "downloads" / name, progress=progress, expected_size=expected_size,
-                    insecure_tls=insecure_tls)  # fmt: skip
+    return download(
+        url,
+        Path(data_dir) / "downloads" / name,
+        progress=progress,
+        expected_size=expected_size,
+        insecure_tls=insecure_tls,
+    )
 
 
 def extract_classes(
@@ -108,7 +154,9 @@ def extract_classes(
         if {key: done[key] for key in source} == source and (
             done["classes"] is None or wanted is not None and wanted <= set(done["classes"])
         ):
-            log.info("%s already holds %s from %s", destination, ", ".join(sorted(wanted or [])) or "every class", archive)
+            log.info(
+                "%s already holds %s from %s", destination, ", ".join(sorted(wanted or [])) or "every class", archive
+            )
             return destination
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -122,7 +170,9 @@ def extract_classes(
         return PurePosixPath(class_name, name.name)
 
     written = archives.extract(archive, destination, select=select, progress=progress)
-    found = {path.parent.name for path in written} | set(layout.class_names(destination) if destination.is_dir() else [])
+    found = {path.parent.name for path in written} | set(
+        layout.class_names(destination) if destination.is_dir() else []
+    )
     missing = sorted((wanted or set()) - found)
     if missing or not written and not found:
         raise ValueError(f"{archive}: holds no clips for {', '.join(missing) or 'any class'}; is it UCF50?")
