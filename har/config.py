@@ -76,6 +76,31 @@ class Config:
         return cls(**values)
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`"27,28,29"` -> (27, 28, 29): distinct whole numbers of 0 or more, as typed on the CLI or a page.
+
+    Raises:
+        ValueError: naming the text, when it holds no seed, a non-number, a negative or a repeated seed.
+    """
+    try:
+        seeds = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        seeds = ()
+    return check_seeds(seeds, text)
+
+
+def check_seeds(seeds, shown=None) -> tuple[int, ...]:
+    """The seeds as a tuple, once they are distinct whole numbers of 0 or more; else a ValueError quoting `shown`."""
+    seeds = tuple(seeds)
+    valid = all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in seeds)
+    if not seeds or not valid or len(set(seeds)) != len(seeds):
+        raise ValueError(
+            f"seeds {shown if shown is not None else list(seeds)!r}: give distinct whole numbers of 0 or more "
+            "separated by commas, like 27,28,29."
+        )
+    return seeds
+
+
 def home() -> Path:
     """The one folder that holds data/ and models/: $HAR_HOME, else the current folder."""
     return Path(os.environ.get("HAR_HOME") or ".")

@@ -1,5 +1,7 @@
 """The one config object: the report's defaults, and a wrong value named with what to choose."""
 
+import re
+
 import pytest
 
 from har.config import Config
@@ -31,3 +33,18 @@ def test_a_wrong_value_is_named_with_what_to_choose(changes, says):
     with pytest.raises(ValueError) as error:
         Config(**changes)
     assert says in str(error.value)
+
+
+def test_parse_seeds_reads_comma_separated_distinct_whole_numbers():
+    from har.config import parse_seeds
+
+    assert parse_seeds("27, 28,29") == (27, 28, 29)
+    assert parse_seeds("5") == (5,)
+
+
+@pytest.mark.parametrize("text", ["", "27,x", "27,27", "-1", " , "])
+def test_parse_seeds_names_the_bad_text(text):
+    from har.config import parse_seeds
+
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        parse_seeds(text)
