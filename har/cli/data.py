@@ -1,0 +1,141 @@
+"""`har data demo | ucf50 | build | info`: get datasets and decode them into frame caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from har.cli.common import add_frame_options, add_insecure_tls, parse_classes, progress_bar, ucf50_classes
+from har.config import REPORT_CLASSES, Config
+
+
+def add_parser(commands) -> None:
+    data_parser = commands.add_parser("data", help="get datasets and build frame caches")
+    data_parser.set_defaults(show_help=data_parser.print_help)  # `har data` alone lists the data commands
+    data = data_parser.add_subparsers(title="data commands", parser_class=type(data_parser))
+
+    demo = data.add_parser("demo", help="generate the built-in synthetic demo dataset (no internet needed)")
+    demo.add_argument("--out", help="dataset folder (default: DATA_DIR/demo)")
+    demo.add_argument("--groups", type=int, default=25, help="performances per class (default: 25, as UCF50)")
+    demo.add_argument("--clips-per-group", type=int, default=4, help="clips cut from each (default: 4)")
+    demo.add_argument("--seed", type=int, default=Config.seed)
+    demo.add_argument("--no-cache", action="store_true", help="only write the clips, not their frame cache")
+    demo.set_defaults(handler=run_demo)
+
+    ucf50 = data.add_parser("ucf50", help="download UCF50 (or use an archive or folder) and extract classes")
+    ucf50.add_argument(
+        "--classes",
+        default=",".join(REPORT_CLASSES),
+        help="comma-separated UCF50 classes, or 'all' (default: the report's four)",
+    )
+    ucf50.add_argument("--source", help="a UCF50 archive (.rar, .zip, .tar*) or extracted folder already on disk")
+    ucf50.add_argument("--url", default=None, help="where to download the archive from (default: the UCF50 site)")
+    add_insecure_tls(ucf50)
+    ucf50.set_defaults(handler=run_ucf50)
+
+    build = data.add_parser("build", help="decode a dataset into a uint8 frame cache")
+    build.add_argument("--source", help="dataset folder or archive in the UCF50 layout (default: DATA_DIR/demo)")
+    build.add_argument("--classes", help="comma-separated classes in label order (default: every class found)")
+    add_frame_options(build)
+    build.add_argument("--out", help="cache folder (default: DATA_DIR/caches/<source>-T<len>-S<size>)")
+    build.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    build.set_defaults(handler=run_build)
+
+    info = data.add_parser("info", help="describe a frame cache")
+    info.add_argument("path", help="cache folder")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=run_info)
+
+
+def run_demo(args) -> int:
+    from har.datasets import generate_demo
+
+    out = Path(args.out) if args.out else args.data_dir / "demo"
+    bar, update = progress_bar("generating demo clips")
+    with bar:
+        generate_demo(out, groups=args.groups, clips_per_group=args.clips_per_group, seed=args.seed, progress=update)
+    print(f"demo dataset ready: {out}")
+    if not args.no_cache:
+        # `har train` and the app's Train page read this cache: the README's next command works at once.
+        print(f"frame cache ready: {demo_cache(out, args.data_dir)}")
+    return 0
+
+
+def demo_cache(demo: Path, data_dir: Path) -> Path:
+    """The demo's frame cache at the report's settings, reused when already up to date."""
+    from har.datasets import build_cache, default_cache_path
+
+    config = Config()
+    bar, update = progress_bar("decoding demo clips")
+    with bar:
+        return build_cache(
+            demo,
+            default_cache_path(data_dir, demo, config.sequence_length, config.image_size),
+            sequence_length=config.sequence_length,
+            image_size=config.image_size,
+            progress=update,
+        )
+
+
+def run_ucf50(args) -> int:
+    from har.datasets import ucf50
+
+    download_bar, on_download = progress_bar("downloading UCF50", unit="B", unit_scale=True, unit_divisor=1024)
+    extract_bar, on_extract = progress_bar("extracting")
+    with download_bar, extract_bar:
+        root = ucf50.prepare(
+            args.data_dir,
+            ucf50_classes(args.classes),
+            source=args.source,
+            url=args.url or ucf50.UCF50_URL,
+            on_download=on_download,
+            on_extract=on_extract,
+            insecure_tls=args.insecure_tls,
+        )
+    print(f"UCF50 classes ready: {root}")
+    return 0
+
+
+def run_build(args) -> int:
+    from har.services import prepare_cache
+
+    Config(sequence_length=args.sequence_length, image_size=args.image_size)  # validates both
+    source = Path(args.source) if args.source else args.data_dir / "demo"
+    if not source.exists() and not args.source:
+        raise FileNotFoundError(f"{source}: no such dataset; run `har data demo` first, or pass --source.")
+    extract_bar, on_extract = progress_bar("extracting")
+    decode_bar, on_decode = progress_bar("decoding clips")
+    with extract_bar, decode_bar:
+        path = prepare_cache(
+            source,
+            data_dir=args.data_dir,
+            classes=parse_classes(args.classes),
+            sequence_length=args.sequence_length,
+            image_size=args.image_size,
+            out=args.out,
+            workers=args.workers,
+            on_extract=on_extract,
+            on_decode=on_decode,
+        )
+    info = cache_info(path)
+    print(f"frame cache ready: {path} ({info['clips']} clips, {info['skipped_clips']} skipped)")
+    return 0
+
+
+def cache_info(path) -> dict:
+    from har.datasets import load_cache
+
+    return load_cache(path).info()
+
+
+def run_info(args) -> int:
+    info = cache_info(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: {info['clips']} clips of {info['sequence_length']} frames at {info['image_size']}px")
+    for name, count in info["classes"].items():
+        print(f"  {name:<24} {count:>5} clips  {info['groups_per_class'][name]:>3} groups")
+    print(f"groups: {info['groups']}  padded clips: {info['padded_clips']}  skipped clips: {info['skipped_clips']}")
+    print(f"size on disk: {info['bytes_on_disk'] / 1e6:.1f} MB")
+    return 0

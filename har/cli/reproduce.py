@@ -1,0 +1,86 @@
+"""`har reproduce`: the whole study as one background pipeline, followed in the terminal (resumable)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from har.cli.common import add_frame_options, add_insecure_tls, add_training_options, parse_classes, ucf50_classes
+from har.cli.follow import follow
+from har.config import REPORT_CLASSES, SPLITS, Config, parse_seeds
+
+
+def add_parser(commands) -> None:
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the whole study as one background job: UCF50 -> cache -> "
+        "both models on both splits -> comparison (resumable)",
+    )
+    reproduce.add_argument("--source", help="a UCF50 archive or extracted folder on disk (default: download it)")
+    reproduce.add_argument("--url", help="where to download the archive from (default: the UCF50 site)")
+    add_insecure_tls(reproduce)
+    reproduce.add_argument(
+        "--classes",
+        default=",".join(REPORT_CLASSES),
+        help="comma-separated UCF50 classes, or 'all' (default: the report's four)",
+    )
+    reproduce.add_argument("--splits", default=",".join(SPLITS), help="default: report,group")
+    reproduce.add_argument("--seeds", default=str(Config.seed), help=f"comma-separated seeds (default: {Config.seed})")
+    add_training_options(reproduce)
+    add_frame_options(reproduce)
+    reproduce.add_argument(
+        "--until",
+        choices=("download", "extract", "cache"),
+        help="stop after this stage (get the data and build the cache only)",
+    )
+    reproduce.add_argument("--json", action="store_true", help="print the final comparison as JSON")
+    reproduce.add_argument("--detach", action="store_true", help="start the pipeline and return at once")
+    reproduce.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from har import pipeline
+
+    options = pipeline.Options(
+        data_dir=str(args.data_dir),
+        source=args.source,
+        url=args.url,
+        classes=ucf50_classes(args.classes),
+        splits=parse_classes(args.splits),
+        seeds=parse_seeds(args.seeds),
+        epochs=args.epochs,
+        sequence_length=args.sequence_length,
+        image_size=args.image_size,
+        until=args.until,
+        insecure_tls=args.insecure_tls,
+    )
+    job = pipeline.start(options, args.models_dir)
+    seen = job.first_event  # a pipeline that continues has the events of its earlier tries
+    print(
+        f"pipeline {job.id} {'was running already' if job.attached else 'started'}: {len(job.stage_names())} "
+        f"stages, {len(job.run_ids())} runs to train; models dir: {args.models_dir}",
+        file=sys.stderr,
+    )
+    if args.detach:
+        return 0
+    again = "run the same command again to continue it"
+    try:
+        # With --json, stdout holds the JSON alone: the progress lines go to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            status = follow(job, seen, what=f"pipeline {job.id}", continue_hint=again)
+    except KeyboardInterrupt:
+        print("cancelling...", file=sys.stderr)
+        job.cancel()
+        job.wait()
+        print(f"pipeline {job.id} cancelled; {again}", file=sys.stderr)
+        return 130
+    if job.state() == "failed":
+        return 2  # its reason was printed as `har: error: ...`; most are the user's to fix (TLS, a wrong archive)
+    if status == 0 and args.until:
+        print(f"stopped after {args.until}" + (f": frame cache {job.cache()}" if job.cache() else ""))
+    elif status == 0 and args.json:
+        print(json.dumps(job.comparison(), indent=2))
+    elif status == 0:
+        print(f"done: `har compare {' '.join(job.run_ids())}` shows the comparison again")
+    return status
