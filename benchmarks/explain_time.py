@@ -76,7 +76,7 @@ def main() -> None:
             reference_seconds = time.perf_counter() - start
 
             def explain():
-                explanation = explainer.explain(decode_clip(clip_path, 20, 64))
+                explanation = explainer.explain(decode_clip(clip_path, explainer.sequence_length, explainer.image_size))
                 assert explanation.ood["out_of_distribution"] is not None, explanation.ood
 
             explain_seconds, explain_times = median_seconds(explain, args.repeats)

@@ -5,30 +5,26 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
+from scipy import stats
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
 
 from har import chance
-from har import config as config_module
 from har.config import MODEL_NAMES, Config
-from har.datasets import load_cache, make_split
+from har.inference import Predictor
 from har.report import REPORT_RESULTS
-from har.runs import Run, find_run, latest_study
+from har.runs import Run, find_run, latest_study, run_split
+
+BOOTSTRAP_RESAMPLES = 10_000  # resamples of the seed-spread interval in `differences`
 
 
-def evaluate(
-    run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None, *, latency_repeats: int = 10
-) -> dict:
+def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike, *, latency_repeats: int = 10) -> dict:
     """Test metrics of a finished run, saved beside it as evaluation.json.
 
     Returns a dict with `model`, `accuracy` and `loss` on the test split, per-class precision, recall and F1,
     the confusion matrix (rows: true class, columns: predicted) and the median single-clip latency.
     """
-    from har.inference import Predictor
-
-    models_dir = config_module.models_dir(models_dir)
     predictor = Predictor.from_run(run, models_dir)
     run = find_run(models_dir, predictor.run_id)
     metadata = run.metadata
@@ -76,50 +72,21 @@ def evaluate(
     return result
 
 
-def run_split(run: Run):
-    """(frame cache, split) a run was trained and tested on, rebuilt from its metadata.
-
-    Raises FileNotFoundError when the cache is gone and ValueError when it changed since training.
-    """
-    metadata = run.metadata
-    cache_path = Path(metadata["dataset"]["cache"])
-    try:
-        cache = load_cache(cache_path)
-    except (FileNotFoundError, ValueError):
-        raise FileNotFoundError(
-            f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with `har data build`."
-        ) from None
-    if cache.fingerprint != metadata["dataset"]["fingerprint"]:
-        raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
-    config = Config.from_dict(metadata["config"])
-    split = make_split(
-        cache.groups,
-        split=config.split,
-        test_fraction=config.test_fraction,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
-    return cache, split
-
-
-def held_out_clips(run: Run) -> list[dict]:
-    """The source videos of a run's test split (clips it never trained or validated on), with their class:
-    [{"path", "class", "split": "test"}], for sample clips a model has not seen."""
-    cache, split = run_split(run)
-    return [
-        {"path": cache.sources[i], "class": cache.class_names[cache.labels[i]], "split": "test"} for i in split.test
-    ]
-
-
-def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:
+def compare(runs: list[str] | None, models_dir: str | os.PathLike) -> dict:
     """The comparison: one row per run, the runs grouped by (model, split), and the report's numbers.
 
-    By default the runs are the newest finished run of each model and the other runs of the job that made it
-    (its other seeds). `groups` holds each (model, split) with the mean and standard deviation of test accuracy
-    over its seeds; `differences` says, per split, whether the LRCN - ConvLSTM difference is larger than the
-    seed-to-seed spread.
+    Args:
+        runs: run ids; None (or empty): the newest finished run of each model on each split, with the other
+            seeds of the job that made it (`har.runs.latest_study`), so a `har reproduce` shows both models on
+            both splits.
+        models_dir: the folder holding the runs.
+
+    Returns:
+        {"runs": one row per run, with its test metrics, `class_names` and `confusion_matrix` (rows: true
+        class, columns: predicted); "groups": each (model, split) with the mean and standard deviation of test
+        accuracy over its seeds; "differences": per split, whether the LRCN - ConvLSTM difference is larger
+        than the seed-to-seed spread; "report": the report's numbers}.
     """
-    models_dir = config_module.models_dir(models_dir)
     chosen = [find_run(models_dir, run) for run in runs] if runs else latest_study(models_dir)
     if not chosen:
         raise FileNotFoundError(f"{models_dir}: no finished runs to compare; train with `har train` first.")
@@ -144,6 +111,8 @@ def compare(runs: list[str] | None = None, models_dir: str | os.PathLike | None 
                 "at_chance_reason": verdict,
                 "f1": {name: values["f1"] for name, values in evaluation["per_class"].items()},
                 "classes": len(evaluation["classes"]),
+                "class_names": evaluation["classes"],
+                "confusion_matrix": evaluation["confusion_matrix"],
             }
         )
     groups = seed_groups(rows)
@@ -175,12 +144,12 @@ def seed_groups(rows: list[dict]) -> list[dict]:
     return groups
 
 
-def differences(groups: list[dict], *, draws: int = 10_000, seed: int = 27) -> list[dict]:
+def differences(groups: list[dict], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 27) -> list[dict]:
     """Per split with both models: LRCN minus ConvLSTM mean accuracy and a bootstrap interval over seeds.
 
-    Each draw resamples each model's seeds with replacement and takes the difference of the means; the 95%
-    interval of those differences excludes 0 only when the gap is larger than what reseeding moves. With a
-    single seed on either side there is no spread to compare with, so no verdict.
+    `scipy.stats.bootstrap` resamples each model's seeds with replacement and takes the difference of the
+    means; the 95% percentile interval of those differences excludes 0 only when the gap is larger than what
+    reseeding moves. With a single seed on either side there is no spread to compare with, so no verdict.
     """
     by_key = {(group["model"], group["split"]): group for group in groups}
     rng = np.random.default_rng(seed)
@@ -190,15 +159,43 @@ def differences(groups: list[dict], *, draws: int = 10_000, seed: int = 27) -> l
         if not (convlstm and lrcn):
             continue
         difference = lrcn["accuracy_mean"] - convlstm["accuracy_mean"]
-        result = {"split": split, "lrcn_minus_convlstm": difference, "interval_95": None, "beyond_seed_spread": None}
+        result = {
+            "split": split,
+            "lrcn_minus_convlstm": difference,
+            "interval_95": None,
+            "interval_method": None,
+            "beyond_seed_spread": None,
+        }
         if min(convlstm["n"], lrcn["n"]) >= 2:
-            a, b = np.asarray(lrcn["accuracies"]), np.asarray(convlstm["accuracies"])
-            boot = rng.choice(a, (draws, len(a))).mean(axis=1) - rng.choice(b, (draws, len(b))).mean(axis=1)
-            low, high = np.percentile(boot, [2.5, 97.5])
-            result.update(interval_95=[float(low), float(high)], beyond_seed_spread=bool(low > 0 or high < 0))
+            low, high = seed_spread_interval(lrcn["accuracies"], convlstm["accuracies"], resamples=resamples, rng=rng)
+            result.update(
+                interval_95=[low, high],
+                interval_method=f"percentile bootstrap, {resamples:,} resamples",
+                beyond_seed_spread=bool(low > 0 or high < 0),
+            )
         result["verdict"] = _verdict(result, convlstm["n"], lrcn["n"])
         results.append(result)
     return results
+
+
+def seed_spread_interval(
+    first: list[float], second: list[float], *, resamples: int = BOOTSTRAP_RESAMPLES, rng: np.random.Generator
+) -> tuple[float, float]:
+    """The 95% percentile-bootstrap interval of mean(first) - mean(second), each resampled on its own."""
+
+    def mean_difference(a, b, axis):
+        return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+    result = stats.bootstrap(
+        (np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)),
+        mean_difference,
+        n_resamples=resamples,
+        vectorized=True,
+        confidence_level=0.95,
+        method="percentile",
+        random_state=rng,  # `rng=` only from SciPy 1.15 on; random_state takes the same Generator
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def _verdict(result: dict, convlstm_seeds: int, lrcn_seeds: int) -> str:

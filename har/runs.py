@@ -195,3 +195,41 @@ def latest_study(models_dir: str | Path) -> list[Run]:
         return (SPLITS.index(split) if split in SPLITS else len(SPLITS), MODEL_NAMES.index(run.model), run.id)
 
     return sorted(chosen, key=order)
+
+
+def run_split(run: Run):
+    """(frame cache, split) a run was trained and tested on, rebuilt from its metadata.
+
+    Raises FileNotFoundError when the cache is gone and ValueError when it changed since training.
+    """
+    from har.config import Config
+    from har.datasets import load_cache, make_split
+
+    metadata = run.metadata
+    cache_path = Path(metadata["dataset"]["cache"])
+    try:
+        cache = load_cache(cache_path)
+    except (FileNotFoundError, ValueError):
+        raise FileNotFoundError(
+            f"run {run.id}: its frame cache {cache_path} is gone; rebuild it with `har data build`."
+        ) from None
+    if cache.fingerprint != metadata["dataset"]["fingerprint"]:
+        raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
+    config = Config.from_dict(metadata["config"])
+    split = make_split(
+        cache.groups,
+        split=config.split,
+        test_fraction=config.test_fraction,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
+    return cache, split
+
+
+def held_out_clips(run: Run) -> list[dict]:
+    """The source videos of a run's test split (clips it never trained or validated on), with their class:
+    [{"path", "class", "split": "test"}], for sample clips a model has not seen."""
+    cache, split = run_split(run)
+    return [
+        {"path": cache.sources[i], "class": cache.class_names[cache.labels[i]], "split": "test"} for i in split.test
+    ]

@@ -10,26 +10,14 @@ import keras
 import numpy as np
 import pytest
 
+from har.calibration import SplitPredictions, confusion_cell, predict_test_split, reliability
 from har.datasets import find_clips, load_cache, make_split
-from har.explain import (
-    APPEARANCE_SIZE,
-    OOD_FILE,
-    ORDERS,
-    Explainer,
-    OodReference,
-    appearance,
-    architecture_dot,
-    confusion_cell,
-    heat_overlay,
-    map_grid,
-    occlusion_neighbours,
-    order_variants,
-    predict_test_split,
-    reliability,
-)
+from har.drawing import architecture_dot, heat_overlay, map_grid
+from har.explain import ORDERS, Explainer, occlusion_neighbours, order_variants
 from har.glossary import explain_term
 from har.inference import Predictor
 from har.models import build_model
+from har.ood import APPEARANCE_SIZE, OOD_FILE, OodReference, appearance
 from har.runs import find_run
 from har.video import decode_clip, sample_indices
 from tests.media import write_with_opencv
@@ -382,7 +370,6 @@ def test_reliability_bins_hold_every_test_clip_and_match_the_evaluation(run_copy
 
 
 def test_reliability_of_a_perfectly_calibrated_toy():
-    from har.explain import SplitPredictions
 
     probabilities = np.array([[0.75, 0.25]] * 4 + [[0.25, 0.75]] * 4, np.float32)
     labels = np.array([0, 0, 0, 1, 1, 1, 1, 0])  # 3 of 4 right in each group: 75% at 75% confidence

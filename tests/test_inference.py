@@ -46,8 +46,7 @@ def test_compare_puts_the_runs_beside_the_reports_numbers(trained):
 
 def test_held_out_clips_are_the_runs_test_split_and_nothing_it_trained_on(trained):
     from har.datasets import load_cache, make_split
-    from har.evaluation import held_out_clips
-    from har.runs import find_run
+    from har.runs import find_run, held_out_clips
 
     run, _, models_dir = trained
     clips = held_out_clips(find_run(models_dir, run.name))
