@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from har.config import REPORT_CLASSES
-from har.datasets import DEMO_CLASSES, find_clips, generate_demo
-from har.datasets.demo import HEIGHT, WIDTH, render_clips, render_frame, sample_scene
+from har.config import REPORT_CLASSES, Config
+from har.datasets import DEMO_CLASSES, DemoData, ensure_demo, find_clips, generate_demo, load_cache
+from har.datasets.demo_drawing import render_clips, render_frame
+from har.datasets.demo_scenes import HEIGHT, WIDTH, sample_scene
 from har.video import read_clip
 
 
@@ -146,3 +147,56 @@ def test_a_following_camera_scrolls_the_background():
         np.testing.assert_array_equal(later[:, : WIDTH - shift], first[:, shift:])
     else:
         np.testing.assert_array_equal(later[:, -shift:], first[:, : WIDTH + shift])
+
+
+TINY = Config(sequence_length=4, image_size=16)
+
+
+def ensure_tiny(data_dir, config=TINY, groups=1):
+    """`ensure_demo` at a tiny size, recording the progress callbacks' last (done, total)."""
+    calls = {}
+    made = ensure_demo(
+        data_dir,
+        config,
+        groups=groups,
+        clips_per_group=2,
+        workers=1,
+        on_generate=lambda done, total: calls.__setitem__("generate", (done, total)),
+        on_decode=lambda done, total: calls.__setitem__("decode", (done, total)),
+    )
+    return made, calls
+
+
+def test_ensure_demo_makes_the_dataset_and_its_cache(tmp_path):
+    made, calls = ensure_tiny(tmp_path)
+    assert made == DemoData(tmp_path / "demo", tmp_path / "caches" / "demo-T4-S16", False, False)
+    assert not made.reused
+    assert calls == {"generate": (8, 8), "decode": (8, 8)}
+    cache = load_cache(made.cache)
+    assert cache.class_names == tuple(sorted(DEMO_CLASSES))  # as `har data build` makes it: every class, sorted
+    assert cache.frames.shape == (8, 4, 16, 16, 3)
+
+
+def test_ensure_demo_reuses_what_is_there(tmp_path):
+    first, _ = ensure_tiny(tmp_path)
+    written = {path: path.stat().st_mtime_ns for path in (first.dataset / "demo.json", first.cache / "meta.json")}
+    again, calls = ensure_tiny(tmp_path)
+    assert again == DemoData(first.dataset, first.cache, True, True) and again.reused
+    assert "generate" not in calls and "decode" not in calls
+    assert {path: path.stat().st_mtime_ns for path in written} == written
+
+
+def test_ensure_demo_regenerates_a_demo_of_another_size(tmp_path):
+    ensure_tiny(tmp_path, groups=1)
+    bigger, calls = ensure_tiny(tmp_path, groups=2)
+    assert (bigger.dataset_reused, bigger.cache_reused) == (False, False)
+    assert calls == {"generate": (16, 16), "decode": (16, 16)}
+    assert len(load_cache(bigger.cache)) == 16
+
+
+def test_ensure_demo_builds_a_cache_per_frame_size(tmp_path):
+    small, _ = ensure_tiny(tmp_path)
+    longer, calls = ensure_tiny(tmp_path, Config(sequence_length=5, image_size=16))
+    assert longer.dataset_reused and not longer.cache_reused and "generate" not in calls
+    assert longer.cache == tmp_path / "caches" / "demo-T5-S16" != small.cache
+    assert load_cache(longer.cache).frames.shape[1:] == (5, 16, 16, 3) and (small.cache / "meta.json").is_file()

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from har import _child_main, _decode_worker
+from har.config import Config
 from har.datasets import layout
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,8 @@ def build_cache(
     out: str | Path,
     *,
     classes: list[str] | tuple[str, ...] | None = None,
-    sequence_length: int = 20,
-    image_size: int = 64,
+    sequence_length: int = Config.sequence_length,
+    image_size: int = Config.image_size,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
@@ -159,21 +160,47 @@ def build_cache(
         source: a dataset folder in the UCF50 layout.
         out: the cache folder to write.
         classes: class names in label order; None takes every class folder, sorted.
+        sequence_length: frames per clip (T); the default is `Config`'s.
+        image_size: side of the square frames; the default is `Config`'s.
         workers: decoding processes; None uses every core.
         progress: called with (clips done, clips total).
     """
     out = Path(out)
+    clips, classes, expected = _inputs(source, classes, sequence_length, image_size)
+    if _up_to_date(out, expected, classes):
+        log.info("%s is up to date; reusing it", out)
+        return out
+    with _build_lock(out):
+        if _up_to_date(out, expected, classes):  # another process built it while this one waited
+            log.info("%s is up to date; reusing it", out)
+            return out
+        return _build(source, out, clips, classes, sequence_length, image_size, workers, progress, expected)
+
+
+def cache_is_current(
+    source: str | Path,
+    out: str | Path,
+    *,
+    classes: list[str] | tuple[str, ...] | None = None,
+    sequence_length: int,
+    image_size: int,
+) -> bool:
+    """True when `out` already holds the cache that `build_cache` with these arguments would write.
+
+    Raises:
+        ValueError: `source` has no clips of `classes`, or `out` holds a cache of other classes.
+    """
+    _, classes, expected = _inputs(source, classes, sequence_length, image_size)
+    return _up_to_date(Path(out), expected, classes)
+
+
+def _inputs(source, classes, sequence_length: int, image_size: int) -> tuple[list[layout.ClipFile], list[str], str]:
+    """The clips to decode, the class names in label order, and the fingerprint of the cache they make."""
     clips = layout.find_clips(source, classes)
     classes = list(classes) if classes else sorted({clip.class_name for clip in clips})
     if not clips:
         raise ValueError(f"{source}: no video files for {', '.join(classes)}.")
-    expected = fingerprint(clips, classes, sequence_length, image_size)
-    if _up_to_date(out, expected, classes):
-        return out
-    with _build_lock(out):
-        if _up_to_date(out, expected, classes):  # another process built it while this one waited
-            return out
-        return _build(source, out, clips, classes, sequence_length, image_size, workers, progress, expected)
+    return clips, classes, fingerprint(clips, classes, sequence_length, image_size)
 
 
 def _up_to_date(out: Path, expected: str, classes: list[str]) -> bool:
@@ -183,7 +210,6 @@ def _up_to_date(out: Path, expected: str, classes: list[str]) -> bool:
     except (FileNotFoundError, ValueError):
         return False  # none yet, or damaged: (re)build
     if cache.fingerprint == expected:
-        log.info("%s is up to date; reusing it", out)
         return True
     if list(cache.class_names) != list(classes):
         raise ValueError(

@@ -19,23 +19,101 @@ split by group leaves only the action to learn (see benchmarks/demo_difficulty.p
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from har.datasets.cache import swap_in
+from har.config import Config
+from har.datasets.cache import build_cache, cache_is_current, default_cache_path, swap_in
+from har.datasets.demo_drawing import render_clips
+from har.datasets.demo_scenes import DEMO_CLASSES, FPS, HEIGHT, WIDTH, sample_scene
 
-DEMO_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")  # the order of har.config.REPORT_CLASSES
-WIDTH, HEIGHT, FPS = 160, 120, 25
-CLIP_FRAMES = (40, 56)  # frames per clip, inclusive range: about two seconds at 25 fps
 VERSION = 2  # bump when the pictures change, so existing demo folders are regenerated
+DEMO_SEED = 27  # the dataset's own seed (the report's), independent of a training run's
+DEMO_FOLDER = "demo"  # <data_dir>/demo
+
+
+class DemoData(NamedTuple):
+    """The demo dataset and its frame cache, as `ensure_demo` left them."""
+
+    dataset: Path  # the dataset folder, in the UCF50 layout
+    cache: Path  # its frame cache at the config's sequence length and image size
+    dataset_reused: bool  # True: it was already there with the same settings; False: (re)generated now
+    cache_reused: bool  # True: it was already up to date; False: (re)built now
+
+    @property
+    def reused(self) -> bool:
+        """Both were already there: nothing was written."""
+        return self.dataset_reused and self.cache_reused
+
+
+def demo_cache_path(data_dir: str | Path, config: Config, dataset: str | Path | None = None) -> Path:
+    """Where the demo's frame cache for `config`'s sequence length and image size lives (every class, sorted):
+    `<data_dir>/caches/demo-T<len>-S<size>` for the default dataset folder `<data_dir>/demo`."""
+    dataset = Path(dataset) if dataset is not None else Path(data_dir) / DEMO_FOLDER
+    return default_cache_path(data_dir, dataset, config.sequence_length, config.image_size)
+
+
+def ensure_demo(
+    data_dir: str | Path,
+    config: Config,
+    *,
+    dataset: str | Path | None = None,
+    groups: int = 25,
+    clips_per_group: int = 4,
+    seed: int = DEMO_SEED,
+    workers: int | None = None,
+    on_generate: Callable[[int, int], None] | None = None,
+    on_decode: Callable[[int, int], None] | None = None,
+) -> DemoData:
+    """The demo dataset and its frame cache, each made if missing or made with other settings.
+
+    Args:
+        data_dir: the data folder; the dataset goes to `<data_dir>/demo` unless `dataset` names another folder,
+            the cache to `demo_cache_path(data_dir, config, dataset)`.
+        config: gives the cache's sequence length and image size (its classes are not used: the cache holds
+            every demo class, sorted by name, as `har data build` makes it).
+        groups, clips_per_group, seed: the dataset's settings, as for `generate_demo`; a dataset made with
+            other ones is regenerated.
+        workers: decoding processes for the cache; None uses every core (at most 8).
+        on_generate: called with (clips written, clips total) while the dataset is generated.
+        on_decode: called with (clips decoded, clips total) while the cache is built.
+    """
+    data_dir = Path(data_dir)
+    dataset = Path(dataset) if dataset is not None else data_dir / DEMO_FOLDER
+    dataset_reused = demo_is_current(dataset, groups=groups, clips_per_group=clips_per_group, seed=seed)
+    generate_demo(dataset, groups=groups, clips_per_group=clips_per_group, seed=seed, progress=on_generate)
+    cache = demo_cache_path(data_dir, config, dataset)
+    size = {"sequence_length": config.sequence_length, "image_size": config.image_size}
+    cache_reused = cache_is_current(dataset, cache, **size)
+    build_cache(dataset, cache, **size, workers=workers, progress=on_decode)
+    return DemoData(dataset, cache, dataset_reused, cache_reused)
+
+
+def demo_is_current(out: str | Path, *, groups: int, clips_per_group: int, seed: int = DEMO_SEED) -> bool:
+    """True when `out` holds a demo dataset made by this version with these settings."""
+    marker = Path(out) / "demo.json"
+    try:
+        return json.loads(marker.read_text()) == _settings(groups, clips_per_group, seed)
+    except (OSError, ValueError):
+        return False
+
+
+def _settings(groups: int, clips_per_group: int, seed: int) -> dict:
+    """What `demo.json` records; a dataset is regenerated when these differ."""
+    return {
+        "version": VERSION,
+        "classes": list(DEMO_CLASSES),
+        "groups": groups,
+        "clips_per_group": clips_per_group,
+        "seed": seed,
+    }
 
 
 def generate_demo(
@@ -43,7 +121,7 @@ def generate_demo(
     *,
     groups: int = 25,
     clips_per_group: int = 4,
-    seed: int = 27,
+    seed: int = DEMO_SEED,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Writes the demo dataset to `out` (skipped when `out` already holds one made with the same settings).
@@ -58,16 +136,9 @@ def generate_demo(
     out = Path(out)
     if groups < 1 or clips_per_group < 1:
         raise ValueError(f"groups={groups} and clips_per_group={clips_per_group} must be at least 1.")
-    settings = {
-        "version": VERSION,
-        "classes": list(DEMO_CLASSES),
-        "groups": groups,
-        "clips_per_group": clips_per_group,
-        "seed": seed,
-    }
-    marker = out / "demo.json"
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if demo_is_current(out, groups=groups, clips_per_group=clips_per_group, seed=seed):
         return out
+    settings = _settings(groups, clips_per_group, seed)
     staging = out.with_name(f".{out.name}.generating-{os.getpid()}")  # two generators never share one
     shutil.rmtree(staging, ignore_errors=True)
     total, done = len(DEMO_CLASSES) * groups * clips_per_group, 0
@@ -95,475 +166,3 @@ def _write_clip(path: Path, frames: list[np.ndarray]) -> None:
     for frame in frames:
         writer.write(frame)
     writer.release()
-
-
-@dataclasses.dataclass(frozen=True)
-class Scene:
-    """Everything one group (one performance) shares. Lengths are in pixels, times in frames.
-
-    The motion of every figure, the camera and the distractors is a function of the frame number, so a clip
-    can be rendered without the frames before it.
-    """
-
-    class_name: str
-    seed: int  # for the per-frame randomness (shake jitter, noise) and the clip cuts
-    background: np.ndarray  # (HEIGHT, width, 3) uint8 BGR, wider than a frame when the camera pans
-    origin: int  # the background's column at world x 0
-    ground: float  # y of the feet
-    scale: float  # torso length of a person
-    colour: tuple[int, int, int]  # the actor's
-    thickness: int
-    facing: int  # +1: the actor faces (and moves) right; -1: left
-    x: float  # world x of the actor at frame 0
-    tempo: float  # cycles per frame of the action
-    phase: float
-    speed: float  # world pixels per frame (walkers, horses)
-    follow: float  # how much of the actor's travel the camera follows, 0..1
-    pan: float  # amplitude of a slow back-and-forth camera pan
-    pan_period: float
-    shake: float  # camera shake amplitude
-    tilt: float  # camera roll in degrees
-    gain: float  # lighting: frame * gain + offset
-    offset: float
-    flicker: float
-    noise: float  # standard deviation of sensor noise
-    jpeg: int  # JPEG quality each frame passes through; 0 for none
-    blur: int  # box-blur size (defocus), 0 for none
-    occluders: tuple[tuple, ...]  # (world x, width, top, colour, parallax)
-    distractors: tuple[tuple, ...]  # (kind, parameters...)
-    extra: dict  # the class's own parameters
-
-
-def sample_scene(class_name: str, rng: np.random.Generator) -> Scene:
-    """Draws one group's scene for `class_name` from `rng`."""
-    if class_name not in DEMO_CLASSES:
-        raise ValueError(f"class_name={class_name!r}: choose one of {', '.join(DEMO_CLASSES)}.")
-    scale = rng.uniform(13, 22)
-    # Muted scenery, so that the figures stand out from it; its brightness decides the figures' colours.
-    base = rng.uniform(50, 210) + rng.normal(0, 25, 3)
-    bright = float(base.mean())
-    ground = HEIGHT * rng.uniform(0.72, 0.92)
-    facing = int(rng.choice([-1, 1]))
-    speed_factor = rng.uniform(0.75, 1.35)
-    extra: dict = {}
-    speed, follow = 0.0, 0.0
-    if class_name == "WalkingWithDog":
-        tempo = speed_factor / 28
-        speed = facing * scale * 0.075 * speed_factor
-        follow = rng.uniform(0.6, 1.0)
-        extra = {
-            "dog_size": scale * rng.uniform(0.9, 1.3),
-            "dog_colour": _colour(rng, avoid=bright),
-            "lead": scale * rng.uniform(1.4, 2.4),
-            "dog_wander": rng.uniform(0, 0.3 * scale),
-        }
-    elif class_name == "TaiChi":
-        tempo = speed_factor / 95
-    elif class_name == "Swing":
-        tempo = speed_factor / 50
-        top = rng.uniform(4, 20)
-        extra = {
-            "top": top,
-            "length": ground - top - scale * rng.uniform(0.9, 1.3),
-            "amplitude": rng.uniform(18, 42),
-            "frame_colour": _colour(rng, avoid=bright),
-        }
-    else:  # HorseRace
-        tempo = speed_factor / 11
-        speed = facing * scale * rng.uniform(0.2, 0.3) * speed_factor
-        follow = rng.uniform(0.75, 1.0)
-        count = int(rng.integers(3, 7))
-        gap = rng.uniform(1.2, 2.2) * scale  # between one horse and the next along the track
-        extra = {
-            "horses": [
-                (
-                    (i - count / 2) * gap + rng.uniform(-0.4, 0.4) * scale,
-                    i * rng.uniform(0.25, 0.45) * scale,
-                    rng.uniform(0.96, 1.04),
-                    rng.uniform(0, 2 * math.pi),
-                    _colour(rng, avoid=bright),
-                    _colour(rng),
-                )
-                for i in range(count)
-            ],
-            "rail_colour": _colour(rng, avoid=bright),
-            "post_gap": rng.uniform(15, 35),
-        }
-    pan = rng.uniform(0, 35) if rng.random() < 0.7 else 0.0
-    frames_needed = 8 * CLIP_FRAMES[1]  # a performance long enough for 8 clips of the longest kind
-    travel = abs(speed) * follow * frames_needed
-    origin = int(WIDTH + pan + (travel if speed < 0 else 0))
-    background = _background(
-        rng,
-        base,
-        int(travel + 2 * pan + 3 * WIDTH),
-        ground,
-        rails=class_name == "HorseRace" or rng.random() < 0.15,
-        rail_colour=extra.get("rail_colour"),
-        post_gap=extra.get("post_gap", 25),
-    )
-    colour = _colour(rng, avoid=bright)
-    return Scene(
-        class_name=class_name,
-        seed=int(rng.integers(2**31)),
-        background=background,
-        origin=origin,
-        ground=ground,
-        scale=scale,
-        colour=colour,
-        thickness=int(rng.integers(2, 4)),
-        facing=facing,
-        x=WIDTH / 2 + rng.uniform(-0.25, 0.25) * WIDTH,
-        tempo=tempo,
-        phase=rng.uniform(0, 2 * math.pi),
-        speed=speed,
-        follow=follow,
-        pan=pan,
-        pan_period=rng.uniform(120, 300),
-        shake=rng.uniform(0, 3) if rng.random() < 0.6 else 0.0,
-        tilt=rng.uniform(-7, 7) if rng.random() < 0.5 else 0.0,
-        gain=rng.uniform(0.55, 1.3),
-        offset=rng.uniform(-30, 30),
-        flicker=rng.uniform(0, 0.1) if rng.random() < 0.3 else 0.0,
-        noise=rng.uniform(2, 10),
-        jpeg=int(rng.integers(20, 60)) if rng.random() < 0.3 else 0,
-        blur=int(rng.choice([0, 0, 0, 3])),
-        occluders=tuple(
-            (
-                rng.uniform(0, WIDTH),
-                rng.uniform(4, 16),
-                rng.uniform(0, 0.7) * HEIGHT,
-                _colour(rng),
-                rng.uniform(1.1, 1.6),
-            )
-            for _ in range(int(rng.choice([0, 0, 1, 2])))
-        ),
-        distractors=tuple(_distractor(rng, ground) for _ in range(int(rng.choice([0, 1, 1, 2, 3])))),
-        extra=extra,
-    )
-
-
-def render_clips(scene: Scene, clips: int) -> list[list[np.ndarray]]:
-    """Cuts `clips` consecutive clips from the scene's performance: lists of (HEIGHT, WIDTH, 3) uint8 BGR frames.
-
-    Clips last CLIP_FRAMES frames; a short gap (as when a UCF50 video is cut into clips) lies between two.
-    """
-    rng = np.random.default_rng(scene.seed)
-    lengths = rng.integers(CLIP_FRAMES[0], CLIP_FRAMES[1] + 1, clips)
-    gaps = rng.integers(0, 15, clips)
-    starts = np.cumsum(gaps + np.concatenate([[0], lengths[:-1]]))
-    noise_bank = [rng.normal(0, scene.noise, (HEIGHT, WIDTH, 3)).astype(np.float32) for _ in range(4)]
-    result = []
-    for start, length in zip(starts, lengths):
-        frames = []
-        for t in range(int(start), int(start + length)):
-            noise = np.roll(noise_bank[t % 4], tuple(rng.integers(0, [HEIGHT, WIDTH])), axis=(0, 1))
-            frames.append(render_frame(scene, t, noise, rng))
-        result.append(frames)
-    return result
-
-
-def render_frame(scene: Scene, t: int, noise: np.ndarray | None = None, rng: np.random.Generator | None = None):
-    """Frame `t` of the scene's performance, (HEIGHT, WIDTH, 3) uint8 BGR; `noise` (float32, same shape) is added."""
-    camera = scene.follow * scene.speed * t + scene.pan * math.sin(2 * math.pi * t / scene.pan_period)
-    left = min(max(int(round(camera)) + scene.origin, 0), scene.background.shape[1] - WIDTH)
-    frame = scene.background[:, left : left + WIDTH].copy()
-    offset = left - scene.origin  # world x of the frame's left edge
-    for distractor in scene.distractors:
-        _draw_distractor(frame, distractor, t, offset)
-    _ACTIONS[scene.class_name](frame, scene, t, offset)
-    for world_x, width, top, colour, parallax in scene.occluders:
-        x = (world_x - offset * parallax) % (WIDTH + 60) - 30
-        cv2.rectangle(frame, (int(x), int(top)), (int(x + width), HEIGHT), colour, -1)
-    if scene.shake or scene.tilt:
-        jitter = rng.normal(0, 0.3 * scene.shake, 2) if rng is not None else (0, 0)
-        dx = scene.shake * math.sin(0.9 * t + scene.phase) + jitter[0]
-        dy = scene.shake * math.sin(1.3 * t + 2 * scene.phase) + jitter[1]
-        matrix = cv2.getRotationMatrix2D((WIDTH / 2, HEIGHT / 2), scene.tilt, 1.0 + abs(scene.tilt) / 60)
-        matrix[:, 2] += (dx, dy)
-        frame = cv2.warpAffine(frame, matrix, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT)
-    if scene.blur:
-        frame = cv2.blur(frame, (scene.blur, scene.blur))
-    gain = scene.gain * (1 + scene.flicker * math.sin(0.7 * t))
-    image = frame.astype(np.float32) * gain + scene.offset
-    if noise is not None:
-        image += noise
-    frame = np.clip(image, 0, 255).astype(np.uint8)
-    if scene.jpeg:
-        frame = cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, scene.jpeg])[1], cv2.IMREAD_COLOR)
-    return frame
-
-
-# Scenery -----------------------------------------------------------------------------------------------------
-
-
-def _colour(rng: np.random.Generator, avoid: float | None = None) -> tuple[int, int, int]:
-    """A random BGR colour; with `avoid` (a brightness), one at least 60 levels darker or brighter than it."""
-    if avoid is None:
-        return tuple(int(c) for c in rng.integers(0, 256, 3))
-    low, high = (0, max(int(avoid) - 60, 30)) if avoid > 128 else (min(int(avoid) + 60, 225), 256)
-    return tuple(int(c) for c in rng.integers(low, high, 3))
-
-
-def _background(rng, base, width, ground, *, rails, rail_colour=None, post_gap=25.0) -> np.ndarray:
-    """Sky, buildings and ground around the colour `base` (3 floats), `width` pixels wide."""
-    top, bottom = base + rng.normal(0, 25, 3), base + rng.normal(0, 25, 3)
-    ramp = np.linspace(0, 1, HEIGHT)[:, None, None]
-    image = np.ascontiguousarray(np.broadcast_to(top * (1 - ramp) + bottom * ramp, (HEIGHT, width, 3)), np.float32)
-    for _ in range(int(rng.integers(2, 7) * width / WIDTH)):  # buildings, trees, furniture
-        x, y = int(rng.integers(0, width)), int(rng.integers(0, int(ground)))
-        w, h = int(rng.integers(8, 50)), int(rng.integers(10, 70))
-        image[max(y - h, 0) : int(ground), x : x + w] = base + rng.uniform(-45, 45) + rng.normal(0, 12, 3)
-    image[int(ground) - 2 :] = base * 0.7 + rng.normal(0, 20, 3)
-    image = np.clip(image, 0, 255).astype(np.uint8)
-    if rails:
-        colour = rail_colour or _colour(rng)
-        rail = int(ground - rng.uniform(8, 22))
-        cv2.line(image, (0, rail), (width, rail), colour, 2)
-        cv2.line(image, (0, rail + 5), (width, rail + 5), colour, 1)
-        for x in np.arange(rng.uniform(0, post_gap), width, post_gap):
-            cv2.line(image, (int(x), rail), (int(x), rail + 12), colour, 2)
-    return image
-
-
-def _distractor(rng: np.random.Generator, ground: float) -> tuple:
-    kind = str(rng.choice(["ball", "bird", "car", "walker"]))
-    colour = _colour(rng)
-    if kind == "ball":
-        return (
-            kind,
-            colour,
-            rng.uniform(0, WIDTH),
-            rng.uniform(-2.5, 2.5),
-            rng.uniform(3, 7),
-            rng.uniform(20, 60),
-            rng.uniform(14, 30),
-        )
-    if kind == "bird":
-        return (
-            kind,
-            colour,
-            rng.uniform(0, WIDTH),
-            rng.uniform(-3, 3),
-            rng.uniform(5, 0.4 * HEIGHT),
-            rng.uniform(3, 6),
-        )
-    if kind == "car":
-        return (
-            kind,
-            colour,
-            rng.uniform(0, WIDTH),
-            rng.uniform(-3.5, 3.5),
-            ground - rng.uniform(4, 25),
-            rng.uniform(16, 34),
-        )
-    return (kind, colour, rng.uniform(0, WIDTH), rng.uniform(-0.7, 0.7), ground - rng.uniform(8, 30), rng.uniform(4, 8))
-
-
-def _draw_distractor(frame, distractor, t, offset) -> None:
-    kind, colour, x0, velocity = distractor[:4]
-    x = (x0 + velocity * t - offset) % (WIDTH + 80) - 40
-    if kind == "ball":
-        radius, height, period = distractor[4:]
-        y = HEIGHT - 10 - height * abs(math.sin(math.pi * t / period))
-        cv2.circle(frame, (int(x), int(y)), int(radius), colour, -1, cv2.LINE_AA)
-    elif kind == "bird":
-        y, size = distractor[4:]
-        flap = size * 0.6 * math.sin(0.8 * t)
-        points = np.array([(x - size, y - flap), (x, y), (x + size, y - flap)], np.int32)
-        cv2.polylines(frame, [points], False, colour, 1, cv2.LINE_AA)
-    elif kind == "car":
-        y, length = distractor[4:]
-        cv2.rectangle(frame, (int(x), int(y - 0.4 * length)), (int(x + length), int(y)), colour, -1)
-        for wheel in (0.2, 0.8):
-            cv2.circle(frame, (int(x + wheel * length), int(y)), max(2, int(0.12 * length)), (30, 30, 30), -1)
-    else:  # a passer-by in the distance
-        hip_y, size = distractor[4:]
-        facing = 1 if velocity >= 0 else -1
-        _draw_person(frame, (x, hip_y), size, _walking(0.25 * t, facing), colour, 1)
-
-
-# Figures ------------------------------------------------------------------------------------------------------
-# Angles are in degrees: 0 points down, +90 points right, 180 up. A pose gives (upper, lower) angles per limb.
-
-
-def _point(origin, degrees, length):
-    radians = math.radians(degrees)
-    return origin[0] + length * math.sin(radians), origin[1] + length * math.cos(radians)
-
-
-def _line(frame, a, b, colour, thickness) -> None:
-    cv2.line(frame, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), colour, thickness, cv2.LINE_AA)
-
-
-def _draw_person(frame, hip, size, pose, colour, thickness, lean=0.0) -> dict:
-    """Draws a stick person with the hip at `hip` and torso length `size`; returns the hands' positions."""
-    neck = _point(hip, 180 + lean, size)
-    _line(frame, hip, neck, colour, thickness)
-    head = _point(neck, 180 + lean, 0.3 * size)
-    cv2.circle(frame, (int(head[0]), int(head[1])), max(2, int(0.3 * size)), colour, thickness, cv2.LINE_AA)
-    hands = {}
-    for side in ("left_arm", "right_arm"):
-        upper, lower = pose[side]
-        elbow = _point(neck, upper + lean, 0.55 * size)
-        hands[side] = _point(elbow, lower + lean, 0.5 * size)
-        _line(frame, neck, elbow, colour, thickness)
-        _line(frame, elbow, hands[side], colour, thickness)
-    for side in ("left_leg", "right_leg"):
-        upper, lower = pose[side]
-        knee = _point(hip, upper + lean, 0.6 * size)
-        _line(frame, hip, knee, colour, thickness)
-        _line(frame, knee, _point(knee, lower + lean, 0.6 * size), colour, thickness)
-    return hands
-
-
-def _draw_four_legs(frame, x, ground, length, phase, facing, colour, thickness, *, gallop: bool) -> tuple:
-    """A four-legged animal of body `length`, feet on `ground`; returns the neck's position (for a lead)."""
-    leg = 0.55 * length
-    bob = 0.08 * length * abs(math.sin(phase)) if gallop else 0.03 * length * abs(math.sin(2 * phase))
-    y = ground - leg - bob
-    rear, front = (x - facing * length / 2, y), (x + facing * length / 2, y)
-    _line(frame, rear, front, colour, thickness + 1)
-    swing = 40 if gallop else 28
-    # A trot moves diagonal legs together; a gallop moves the front pair, then the rear pair.
-    offsets = (
-        {"front_near": 0.0, "front_far": 0.5, "rear_near": math.pi, "rear_far": math.pi + 0.5}
-        if gallop
-        else {"front_near": 0.0, "front_far": math.pi, "rear_near": math.pi, "rear_far": 0.0}
-    )
-    for name, offset in offsets.items():
-        hip = front if name.startswith("front") else rear
-        angle = swing * math.sin(phase + offset)
-        knee = _point(hip, facing * angle, 0.5 * leg)
-        bend = facing * (-1 if name.startswith("front") else 1) * 35 * max(0.0, math.sin(phase + offset + 1.2))
-        _line(frame, hip, knee, colour, thickness)
-        _line(frame, knee, _point(knee, facing * angle + bend, 0.5 * leg + bob), colour, thickness)
-    neck_angle = facing * (140 if gallop else 125)
-    neck = _point(front, neck_angle, (0.55 if gallop else 0.3) * length)
-    _line(frame, front, neck, colour, thickness + (1 if gallop else 0))
-    head = _point(neck, facing * (70 if gallop else 95), (0.3 if gallop else 0.25) * length)
-    _line(frame, neck, head, colour, thickness + 1)
-    _line(frame, rear, _point(rear, -facing * (140 + 20 * math.sin(2 * phase)), 0.35 * length), colour, thickness)
-    return neck
-
-
-def _walking(phase, facing):
-    swing = 28 * math.sin(phase)
-    knee = 35 * max(0.0, math.sin(phase + math.pi / 2))
-    return dict(
-        left_arm=(-swing, -swing + facing * 15),
-        right_arm=(swing, swing + facing * 15),
-        left_leg=(swing, swing - facing * knee),
-        right_leg=(-swing, -swing - facing * (35 - knee)),
-    )
-
-
-# Actions: each draws the class's figures at frame t; `offset` is the world x of the frame's left edge ----------
-
-
-def _walking_with_dog(frame, scene: Scene, t, offset) -> None:
-    phase = 2 * math.pi * scene.tempo * t + scene.phase
-    x = scene.x + scene.speed * t - offset
-    size = scene.scale
-    hip = (x, scene.ground - 1.2 * size + 0.05 * size * abs(math.cos(phase)))
-    pose = _walking(phase, scene.facing)
-    lead_hand = "right_arm"
-    pose[lead_hand] = (scene.facing * 35, scene.facing * 50)  # the arm holding the lead reaches forward
-    extra = scene.extra
-    dog_x = x + scene.facing * (extra["lead"] + extra["dog_wander"] * math.sin(0.05 * t + scene.phase))
-    neck = _draw_four_legs(
-        frame,
-        dog_x,
-        scene.ground,
-        extra["dog_size"],
-        1.6 * phase,
-        scene.facing,
-        extra["dog_colour"],
-        max(1, scene.thickness - 1),
-        gallop=False,
-    )
-    hands = _draw_person(frame, hip, size, pose, scene.colour, scene.thickness)
-    hand = hands[lead_hand]
-    sag = (hand[0] + neck[0]) / 2, max(hand[1], neck[1]) + 0.3 * size
-    points = np.array([hand, sag, neck], np.int32)
-    cv2.polylines(frame, [points], False, extra["dog_colour"], 1, cv2.LINE_AA)
-
-
-def _tai_chi(frame, scene: Scene, t, offset) -> None:
-    phase = 2 * math.pi * scene.tempo * t + scene.phase
-    size, facing = scene.scale, scene.facing
-    rise = (1 - math.cos(phase)) / 2  # arms float up and sink back, once a cycle
-    sway = 0.3 * size * math.sin(phase)
-    crouch = 0.15 * size * rise
-    hip = (scene.x - offset + sway, scene.ground - 1.2 * size + crouch)
-    lift = max(0.0, math.sin(phase / 2)) ** 2  # one leg rises slowly every other cycle
-    upper = facing * (30 + 85 * rise)
-    pose = dict(
-        left_arm=(upper + facing * 15 * math.sin(phase + 1), upper + facing * (40 - 50 * rise)),
-        right_arm=(upper - facing * 20 * math.cos(phase), upper + facing * (60 * math.sin(phase))),
-        left_leg=(-facing * (18 + 6 * rise), -facing * (4 + 6 * rise)),
-        right_leg=(facing * (18 + 55 * lift), facing * (18 + 55 * lift) - facing * 70 * lift),
-    )
-    _draw_person(frame, hip, size, pose, scene.colour, scene.thickness, lean=-facing * 6 * math.sin(phase))
-
-
-def _swing(frame, scene: Scene, t, offset) -> None:
-    phase = 2 * math.pi * scene.tempo * t + scene.phase
-    extra, size, facing = scene.extra, scene.scale, scene.facing
-    pivot = (scene.x - offset, extra["top"])
-    length = extra["length"]
-    colour = extra["frame_colour"]
-    # The swing set: a top bar on two A-shaped legs.
-    half = 0.75 * length
-    _line(frame, (pivot[0] - half, pivot[1]), (pivot[0] + half, pivot[1]), colour, 2)
-    feet = scene.ground + 2
-    for end in (-half, half):
-        for spread in (-0.25, 0.25):
-            _line(frame, (pivot[0] + end, pivot[1]), (pivot[0] + end + spread * length, feet), colour, 2)
-    angle = extra["amplitude"] * math.sin(phase)  # pendulum: degrees from the vertical
-    seat = _point(pivot, facing * angle, length)
-    rope_colour = tuple(int(0.7 * c) for c in colour)
-    _line(frame, pivot, seat, rope_colour, 1)
-    seat_ends = _point(seat, facing * (angle + 90), 0.35 * size), _point(seat, facing * (angle - 90), 0.35 * size)
-    _line(frame, *seat_ends, colour, 2)
-    # Seated, leaning back and stretching the legs on the way forward, tucking them on the way back.
-    pump = math.cos(phase)
-    lean = facing * (angle - 12 * pump)
-    thigh = facing * (angle + 90 - 10 * pump)
-    shin = facing * (angle + 20 + 45 * max(0.0, pump))
-    grip = facing * (angle + 180 - 25)
-    pose = dict(
-        left_arm=(grip, grip + facing * 20),
-        right_arm=(grip - facing * 10, grip + facing * 10),
-        left_leg=(thigh, shin),
-        right_leg=(thigh + facing * 8, shin + facing * 8),
-    )
-    _draw_person(
-        frame,
-        seat,
-        size,
-        {k: (a - lean, b - lean) for k, (a, b) in pose.items()},
-        scene.colour,
-        scene.thickness,
-        lean=lean,
-    )
-
-
-def _horse_race(frame, scene: Scene, t, offset) -> None:
-    size = scene.scale
-    for lane, (start, depth, pace, phase0, coat, silks) in enumerate(scene.extra["horses"]):
-        x = scene.x + start + scene.speed * pace * t - offset
-        ground = scene.ground - 0.4 * size * len(scene.extra["horses"]) + depth + 0.4 * size * lane
-        length = size * (1.3 + 0.1 * lane)
-        phase = 2 * math.pi * scene.tempo * pace * t + phase0
-        neck = _draw_four_legs(frame, x, ground, length, phase, scene.facing, coat, scene.thickness, gallop=True)
-        # The rider crouches over the withers.
-        back = (x + scene.facing * 0.15 * length, ground - 0.6 * length - 0.08 * length * abs(math.sin(phase)))
-        shoulder = _point(back, scene.facing * 125, 0.45 * size)
-        _line(frame, back, shoulder, silks, scene.thickness + 1)
-        head = _point(shoulder, scene.facing * 115, 0.22 * size)
-        cv2.circle(frame, (int(head[0]), int(head[1])), max(2, int(0.18 * size)), silks, -1, cv2.LINE_AA)
-        _line(frame, shoulder, neck, silks, 1)
-
-
-_ACTIONS = {"WalkingWithDog": _walking_with_dog, "TaiChi": _tai_chi, "Swing": _swing, "HorseRace": _horse_race}

@@ -87,7 +87,7 @@ def prepare(
     url: str = UCF50_URL,
     on_download: Callable[[int, int | None], None] | None = None,
     on_extract: Callable[[int, int], None] | None = None,
-    insecure_tls: bool | None = None,
+    insecure_tls: bool = False,
 ) -> Path:
     """Makes `classes` of UCF50 available as `<root>/<Class>/*.avi` and returns the root.
 
@@ -95,7 +95,8 @@ def prepare(
         data_dir: where the archive is downloaded and the classes are extracted (`<data_dir>/UCF50`).
         classes: UCF50 class names.
         source: an archive (.rar, .zip, .tar*) or an extracted folder; None downloads `url`.
-        insecure_tls: download without checking the host's TLS certificate (None: $HAR_INSECURE_TLS).
+        insecure_tls: download without checking the host's TLS certificate (resolved by the entry point:
+            `har.download.insecure_tls_requested`).
     """
     classes = check_classes(classes)
     data_dir = Path(data_dir)
@@ -113,7 +114,7 @@ def download_archive(
     *,
     url: str = UCF50_URL,
     progress: Callable[[int, int | None], None] | None = None,
-    insecure_tls: bool | None = None,
+    insecure_tls: bool = False,
 ) -> Path:
     """Downloads the UCF50 archive to `<data_dir>/downloads/<name>` (resuming) and returns its path.
 
