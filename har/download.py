@@ -6,7 +6,9 @@ adds anything the 3 GB UCF50 archive needs.
 TLS certificates are verified. Some hosts (UCF50's among them, for years) serve a certificate that fails
 the check; a download from such a host stops with one line naming the cause and the opt-in: `insecure_tls`
 (`--insecure-tls` on the command line, `HAR_INSECURE_TLS=1` in the environment). The size checks and the
-resume from `.part` apply either way.
+resume from `.part` apply either way. The functions here take `insecure_tls` as a plain bool; the entry points
+(the CLI, the app, a background process's main) resolve the flag and the environment once, with
+`insecure_tls_requested`.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ class CertificateError(DownloadError):
     """The server's TLS certificate failed verification; nothing was downloaded from it."""
 
 
-def insecure_tls_requested(insecure_tls: bool | None = None) -> bool:
-    """`insecure_tls` when given, else whether $HAR_INSECURE_TLS is set to 1 (or true/yes)."""
-    if insecure_tls is not None:
-        return insecure_tls
+def insecure_tls_requested(flag: bool | None = None) -> bool:
+    """For entry points: the `--insecure-tls` flag when given (True/False), else whether $HAR_INSECURE_TLS is
+    set to 1 (or true/yes)."""
+    if flag is not None:
+        return flag
     return os.environ.get(INSECURE_TLS_VARIABLE, "").strip().lower() in ("1", "true", "yes")
 
 
@@ -54,7 +57,7 @@ def download(
     expected_size: int | None = None,
     attempts: int = 5,
     timeout: float = 60.0,
-    insecure_tls: bool | None = None,
+    insecure_tls: bool = False,
     backoff: float = 1.0,
 ) -> Path:
     """Downloads `url` to `destination`, resuming from `destination.part` when a previous try stopped.
@@ -67,7 +70,7 @@ def download(
         expected_size: the file's known size; a server announcing another size, or a download ending at
             another size, is refused.
         attempts: tries in a row that bring no new bytes before giving up when the connection drops.
-        insecure_tls: skip the TLS certificate check (None: read $HAR_INSECURE_TLS).
+        insecure_tls: skip the TLS certificate check (an entry point's `insecure_tls_requested()`).
         backoff: seconds before the first retry, doubled after each one (at most a minute).
 
     Raises:
@@ -79,10 +82,9 @@ def download(
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
-    insecure = insecure_tls_requested(insecure_tls)
-    if insecure and url.lower().startswith("https:"):
+    if insecure_tls and url.lower().startswith("https:"):
         log.warning("downloading %s without checking its TLS certificate (--insecure-tls)", url)
-    opener = _opener(insecure)
+    opener = _opener(bool(insecure_tls))
     failures, last_error = 0, None
     while True:
         before = _size(partial)

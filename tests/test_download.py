@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from har.download import CertificateError, DownloadError, download
+from har.download import CertificateError, DownloadError, download, insecure_tls_requested
 from tests.http_server import Behaviour, LocalServer
 
 BODY = os.urandom(3 * 1024 * 1024 + 17)
@@ -91,10 +91,25 @@ def test_insecure_tls_downloads_and_resumes_over_https(tmp_path):
     assert behaviour.requests == [None, "bytes=1000000-"]
 
 
-def test_the_environment_variable_opts_in_too(tmp_path, monkeypatch):
+def test_the_environment_variable_opts_in_at_the_entry_point(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAR_INSECURE_TLS", "1")
+    assert insecure_tls_requested() is True and insecure_tls_requested(False) is False
+    with LocalServer(Behaviour(body=BODY), tls=True) as server:
+        assert download(server.url, tmp_path / "UCF50.rar", insecure_tls=insecure_tls_requested()).read_bytes() == BODY
+
+
+@pytest.mark.parametrize("value, requested", [("1", True), ("yes", True), ("TRUE ", True), ("0", False), ("", False)])
+def test_insecure_tls_requested_reads_the_environment_only_without_a_flag(monkeypatch, value, requested):
+    monkeypatch.setenv("HAR_INSECURE_TLS", value)
+    assert insecure_tls_requested() is requested and insecure_tls_requested(None) is requested
+    assert insecure_tls_requested(True) is True and insecure_tls_requested(False) is False
+
+
+def test_download_itself_never_reads_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("HAR_INSECURE_TLS", "1")
     with LocalServer(Behaviour(body=BODY), tls=True) as server:
-        assert download(server.url, tmp_path / "UCF50.rar").read_bytes() == BODY
+        with pytest.raises(CertificateError):
+            download(server.url, tmp_path / "UCF50.rar")
 
 
 def test_insecure_tls_still_checks_the_announced_size(tmp_path):
