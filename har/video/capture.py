@@ -28,6 +28,8 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif", ".m
 MAX_REPORTED_FRAMES = 10_000_000
 # More frames than this failing to decode in a row is the end of the file, not a damaged frame to step over.
 BROKEN_FRAMES_IN_A_ROW = 4
+# While decoding in order, the clock is read once every this many frames rather than for each one.
+DEADLINE_CHECK_FRAMES = 64
 
 
 class VideoError(ValueError):
@@ -102,7 +104,7 @@ class Capture:
         return int(count)
 
     def grab(self, index: int) -> bool:
-        if index % 64 == 0 and time.monotonic() > self.deadline:
+        if index % DEADLINE_CHECK_FRAMES == 0 and time.monotonic() > self.deadline:
             raise VideoError(
                 f"{self.path}: decoding took too long (stopped at frame {index}); trim or re-encode the clip."
             )
