@@ -12,9 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from har import config as config_module
+from har.config import Config
 from har.runs import Run, find_run
 from har.video import read_clip, read_windows
+
+
+def preprocessing(metadata: dict) -> tuple[tuple[str, ...], int, int]:
+    """(class names, sequence length, image size) a run was trained with, from the Config saved in its
+    metadata; runs saved without one (hand-made or older) give the copies at the metadata's top level."""
+    if "config" in metadata:
+        config = Config.from_dict(metadata["config"])
+        return config.classes, config.sequence_length, config.image_size
+    return tuple(metadata["classes"]), int(metadata["sequence_length"]), int(metadata["image_size"])
 
 
 class Predictor:
@@ -24,9 +33,7 @@ class Predictor:
         self.model, self.metadata = model, metadata
         self.run_id: str = metadata["run_id"]
         self.model_name: str = metadata["model"]
-        self.class_names: tuple[str, ...] = tuple(metadata["classes"])
-        self.sequence_length: int = metadata["sequence_length"]
-        self.image_size: int = metadata["image_size"]
+        self.class_names, self.sequence_length, self.image_size = preprocessing(metadata)
         self._lock = threading.Lock()
         expected = (None, self.sequence_length, self.image_size, self.image_size, 3)
         if tuple(model.input_shape) != expected or model.output_shape[-1] != len(self.class_names):
@@ -40,11 +47,10 @@ class Predictor:
         self.predict_frames(np.zeros((self.sequence_length, self.image_size, self.image_size, 3), np.uint8))
 
     @classmethod
-    def from_run(cls, run: str | os.PathLike | Run, models_dir: str | os.PathLike | None = None) -> Predictor:
+    def from_run(cls, run: str | os.PathLike | Run, models_dir: str | os.PathLike) -> Predictor:
         """Loads a finished run (by id or folder) from inside the models dir, with Keras' safe_mode on."""
         import keras
 
-        models_dir = config_module.models_dir(models_dir)
         if not isinstance(run, Run):
             run = find_run(models_dir, run)
         else:

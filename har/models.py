@@ -9,10 +9,19 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from har.config import MODEL_NAMES
+from har.config import MODEL_NAMES, Config
+
+# The report's sizes are the defaults (`har.config.Config`): its classes, frames per clip and frame size.
+NUM_CLASSES = len(Config.classes)
 
 
-def build_model(name: str, *, num_classes: int = 4, sequence_length: int = 20, image_size: int = 64) -> keras.Model:
+def build_model(
+    name: str,
+    *,
+    num_classes: int = NUM_CLASSES,
+    sequence_length: int = Config.sequence_length,
+    image_size: int = Config.image_size,
+) -> keras.Model:
     """Builds an uncompiled model by name: "convlstm" or "lrcn"."""
     builders = {"convlstm": build_convlstm, "lrcn": build_lrcn}
     if name not in builders:
@@ -20,7 +29,12 @@ def build_model(name: str, *, num_classes: int = 4, sequence_length: int = 20, i
     return builders[name](num_classes=num_classes, sequence_length=sequence_length, image_size=image_size)
 
 
-def build_convlstm(*, num_classes: int = 4, sequence_length: int = 20, image_size: int = 64) -> keras.Model:
+def build_convlstm(
+    *,
+    num_classes: int = NUM_CLASSES,
+    sequence_length: int = Config.sequence_length,
+    image_size: int = Config.image_size,
+) -> keras.Model:
     """ConvLSTM (Shi et al., 2015) as in the report's Figure 1: 44,524 parameters for 4 classes.
 
     Four ConvLSTM2D blocks of 4, 8, 14 and 16 filters (3x3, tanh, recurrent dropout 0.2), each followed by a
@@ -38,7 +52,12 @@ def build_convlstm(*, num_classes: int = 4, sequence_length: int = 20, image_siz
     return model
 
 
-def build_lrcn(*, num_classes: int = 4, sequence_length: int = 20, image_size: int = 64) -> keras.Model:
+def build_lrcn(
+    *,
+    num_classes: int = NUM_CLASSES,
+    sequence_length: int = Config.sequence_length,
+    image_size: int = Config.image_size,
+) -> keras.Model:
     """LRCN (Donahue et al., 2015) as in the report's Figure 2: 73,060 parameters for 4 classes.
 
     A per-frame CNN (Conv2D 16, 32, 64, 64; 3x3, 'same', ReLU; max-pooling 4, 4, 2, 2; dropout 0.25 after the

@@ -13,7 +13,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from har import config as config_module
 from har.config import MODEL_NAMES, Config
 from har.runs import Run, find_run, read_run
 
@@ -22,11 +21,10 @@ MAX_METADATA_BYTES = 10_000_000
 MAX_WEIGHTS_BYTES = 500_000_000
 
 
-def export_run(run: str | Path, out: str | Path, models_dir: str | Path | None = None) -> Path:
+def export_run(run: str | Path, out: str | Path, models_dir: str | Path) -> Path:
     """Writes a finished run as a zip of its metadata and weights; returns the zip's path."""
     import keras
 
-    models_dir = config_module.models_dir(models_dir)
     found = find_run(models_dir, run)
     if found.status != "finished":
         raise ValueError(f"run {found.id} is {found.status}: only finished runs can be exported.")
@@ -41,11 +39,10 @@ def export_run(run: str | Path, out: str | Path, models_dir: str | Path | None =
     return out
 
 
-def import_run(archive_path: str | Path, models_dir: str | Path | None = None) -> Run:
+def import_run(archive_path: str | Path, models_dir: str | Path) -> Run:
     """Validates an exported run, rebuilds its model from code, loads its weights and saves it as a run."""
     from har.models import build_model
 
-    models_dir = config_module.models_dir(models_dir)
     archive_path = Path(archive_path)
     try:
         archive = zipfile.ZipFile(archive_path)

@@ -2,27 +2,32 @@
 
 - `prepare_cache`: a dataset folder or archive -> a frame cache (extracting the archive's classes first).
 - `predict_file`: one video file -> every chosen run's class probabilities, decoding once per preprocessing.
-- `compare_runs`: the comparison table, each row with its confusion matrix.
+- `select_runs`: the runs a command names (ids, folders, model names) or the latest finished ones.
+- `compare_runs`: the comparison table (`har.evaluation.compare`), each row with its confusion matrix.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from har import config as config_module
+from har import archives
+from har.config import MODEL_NAMES, Config
+from har.datasets import build_cache, default_cache_path, ucf50
+from har.inference import Predictor, preprocessing
+from har.runs import find_run, latest_runs
+from har.video import check_video_file, decode_clip
 
 
 def prepare_cache(
     source: str | os.PathLike,
     *,
-    data_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike,
     classes: list[str] | tuple[str, ...] | None = None,
-    sequence_length: int = 20,
-    image_size: int = 64,
+    sequence_length: int = Config.sequence_length,
+    image_size: int = Config.image_size,
     out: str | os.PathLike | None = None,
     workers: int | None = None,
     on_extract: Callable[[int, int], None] | None = None,
@@ -33,6 +38,7 @@ def prepare_cache(
     Args:
         source: a dataset folder in the UCF50 layout, or an archive of one (extracted first, the chosen classes
             only, to `<data_dir>/<archive name>`).
+        data_dir: where extracted archives and default cache folders go.
         classes: class names in label order; None takes every class found.
         out: the cache folder; None: `<data_dir>/caches/<source>-T<sequence_length>-S<image_size>`.
         on_extract, on_decode: progress callbacks, called with (done, total).
@@ -41,11 +47,8 @@ def prepare_cache(
         FileNotFoundError: `source` does not exist.
         ValueError: bad settings, or a source without clips of the classes.
     """
-    from har import archives
-    from har.datasets import build_cache, default_cache_path, ucf50
-
-    config_module.Config(sequence_length=sequence_length, image_size=image_size)  # validates both
-    data_dir = config_module.data_dir(data_dir)
+    Config(sequence_length=sequence_length, image_size=image_size)  # validates both
+    data_dir = Path(data_dir)
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such dataset folder or archive; check the path.")
@@ -78,38 +81,38 @@ class Predictions:
 
 def predict_file(
     path: str | os.PathLike,
-    runs: list | None = None,
-    models_dir: str | os.PathLike | None = None,
+    runs: list | None,
+    models_dir: str | os.PathLike,
     *,
     decoder: Callable | None = None,
     load: Callable | None = None,
 ) -> Predictions:
     """Class probabilities of the clip at `path` from each run; runs with the same preprocessing share a decode.
 
+    The clip is decoded at each chosen run's (sequence length, image size), read from the run's metadata,
+    before any model is loaded: a bad file costs no model load.
+
     Args:
-        runs: run ids, folders or `Run`s; None: the latest finished run of each model.
+        runs: run ids, folders, `Run`s or model names (`select_runs`); None: the latest finished run of each model.
+        models_dir: the folder holding the runs.
         decoder: `(path, sequence_length, image_size) -> Clip`; default `har.video.decode_clip` (the app passes
             `har.sandbox.decode_untrusted` for uploads).
         load: `(run, models_dir) -> Predictor`; default `Predictor.from_run` (the app passes its cached loader).
 
     Raises:
-        FileNotFoundError: no finished run to predict with, or no such file.
-        VideoError: the file is not a readable video; raised before any model is loaded.
+        FileNotFoundError: no finished run to predict with.
+        VideoError: no such file, or not a readable video; raised before any model is loaded.
     """
-    from har.explain import out_of_distribution
-    from har.inference import Predictor
-    from har.video import decode_clip
+    from har.ood import out_of_distribution  # Keras: imported only when predicting
 
     decoder = decoder or decode_clip
     load = load or Predictor.from_run
-    models_dir = config_module.models_dir(models_dir)
-    defaults = config_module.Config()
-    # A bad file fails here, before any run is looked up or loaded.
-    clips = {
-        (defaults.sequence_length, defaults.image_size): decoder(path, defaults.sequence_length, defaults.image_size)
-    }
+    check_video_file(path)  # a missing, empty or non-video file fails here, before any run is looked up
+    chosen = select_runs(runs, models_dir)
+    keys = [preprocessing(run.metadata)[1:] for run in chosen]
+    clips = {key: decoder(path, *key) for key in dict.fromkeys(keys)}
     results = []
-    for run in select_runs(runs, models_dir):
+    for run in chosen:
         predictor = load(run, models_dir)
         key = (predictor.sequence_length, predictor.image_size)
         if key not in clips:
@@ -128,23 +131,20 @@ def predict_file(
     return Predictions(str(path), results, clips)
 
 
-def select_runs(runs: list | None, models_dir: str | os.PathLike | None = None) -> list:
+def select_runs(runs: list | None, models_dir: str | os.PathLike) -> list:
     """`Run`s from ids, folders, `Run`s or model names (`lrcn`, `convlstm`: that model's latest finished run);
     None: the latest finished run of each model.
 
     Raises:
         FileNotFoundError: an unknown run, no finished run of a named model, or no finished run at all.
     """
-    from har.runs import find_run, latest_runs
-
-    models_dir = config_module.models_dir(models_dir)
     if runs:
         latest = {run.model: run for run in latest_runs(models_dir)}
         chosen = []
         for run in runs:
             if hasattr(run, "metadata"):
                 chosen.append(run)
-            elif run in config_module.MODEL_NAMES and not (Path(models_dir) / run).is_dir():
+            elif run in MODEL_NAMES and not (Path(models_dir) / run).is_dir():
                 if run not in latest:
                     raise FileNotFoundError(
                         f"--run {run}: no finished {run} run in {models_dir}; train one with `har train --model {run}`."
@@ -159,22 +159,14 @@ def select_runs(runs: list | None, models_dir: str | os.PathLike | None = None) 
     return chosen
 
 
-def compare_runs(runs: list[str] | None = None, models_dir: str | os.PathLike | None = None) -> dict:
-    """`har.evaluation.compare`'s table, each row with `class_names` and `confusion_matrix` (rows: true class,
-    columns: predicted) from its evaluation.
+def compare_runs(runs: list[str] | None, models_dir: str | os.PathLike) -> dict:
+    """`har compare`'s table: `har.evaluation.compare`, whose rows carry `class_names` and `confusion_matrix`.
 
     Args:
         runs: run ids; None: the newest finished run of each model on each split, with the other seeds of the
             job that made it (`har.runs.latest_study`), so a `har reproduce` shows both models on both splits.
+        models_dir: the folder holding the runs.
     """
-    from har.evaluation import compare
-    from har.runs import find_run
+    from har.evaluation import compare  # scikit-learn and SciPy: imported only when comparing
 
-    models_dir = config_module.models_dir(models_dir)
-    table = compare(runs or None, models_dir)
-    for row in table["runs"]:
-        # compare() has just evaluated every run or found its evaluation up to date; it lies beside the run.
-        evaluation = json.loads((find_run(models_dir, row["run_id"]).path / "evaluation.json").read_text())
-        row["class_names"] = evaluation["classes"]
-        row["confusion_matrix"] = evaluation["confusion_matrix"]
-    return table
+    return compare(runs or None, models_dir)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from har.config import Config
 from har.models import build_model, fast_model, layer_table
 from har.report import REPORT_LAYERS, REPORT_RESULTS
 
@@ -10,6 +11,9 @@ def test_layer_tables_equal_the_reports_figures(name):
     model = build_model(name)
     assert layer_table(model) == REPORT_LAYERS[name]
     assert model.count_params() == REPORT_RESULTS[name]["parameters"]
+    config = Config()  # the builders' defaults are the Config's, which are the report's
+    assert model.input_shape == (None, config.sequence_length, config.image_size, config.image_size, 3)
+    assert model.output_shape == (None, len(config.classes))
 
 
 @pytest.mark.parametrize(

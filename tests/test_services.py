@@ -53,7 +53,7 @@ def test_predict_file_decodes_once_per_preprocessing_and_gives_every_runs_probab
         return decode_clip(path, sequence_length, image_size)
 
     predictions = services.predict_file(clip, [run.name, run.name], models_dir, decoder=decoder)
-    assert decoded == [(20, 64), (8, 32)]  # the default first (a bad file fails before any model loads)
+    assert decoded == [(8, 32)]  # the run's own settings, from its metadata; once for both runs
     assert [row["run_id"] for row in predictions.runs] == ["lrcn-tiny", "lrcn-tiny"]
     probabilities = predictions.runs[0]["probabilities"]
     assert list(probabilities) == sorted(probabilities, key=probabilities.get, reverse=True)
@@ -63,10 +63,17 @@ def test_predict_file_decodes_once_per_preprocessing_and_gives_every_runs_probab
     assert predictions.to_dict() == {"clip": str(clip), "runs": predictions.runs}
 
 
-def test_predict_file_refuses_a_non_video_before_loading_any_model(tmp_path):
+def test_predict_file_refuses_a_non_video_before_loading_any_model(trained, tmp_path):
+    run, _, models_dir = trained
     (tmp_path / "notes.mp4").write_text("not a video")
+
+    def load(run, models_dir):
+        pytest.fail("a model was loaded for a file that is not a video")
+
     with pytest.raises(VideoError, match="notes.mp4"):
-        services.predict_file(tmp_path / "notes.mp4", ["no-such-run"], tmp_path / "models")
+        services.predict_file(tmp_path / "notes.mp4", [run.name], models_dir, load=load)
+    with pytest.raises(VideoError, match="no such file"):  # before any run is even looked up
+        services.predict_file(tmp_path / "missing.mp4", ["no-such-run"], tmp_path / "models")
 
 
 def test_compare_runs_adds_each_runs_confusion_matrix(trained):
