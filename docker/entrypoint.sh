@@ -31,6 +31,7 @@ if [ ! -d "$HAR_HOME/data/demo" ] && [ -d "$APP_DIR/data/demo" ]; then
 fi
 
 # Pretrained runs, killed jobs, HAR_BOOTSTRAP=report. A failure here is reported but never keeps the app down.
-(cd "$APP_DIR" && python -m har.bootstrap --pretrained "$APP_DIR/pretrained") || echo "har: start-up tasks failed; the app starts anyway" >&2
+# HAR_PYTHON: the interpreter to run them with (default: the first `python` on PATH, the image's).
+(cd "$APP_DIR" && "${HAR_PYTHON:-python}" -m har.bootstrap --pretrained "$APP_DIR/pretrained") || echo "har: start-up tasks failed; the app starts anyway" >&2
 
 exec "$@"

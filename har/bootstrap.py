@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_VARIABLE = "HAR_BOOTSTRAP"
 
 
-def import_pretrained(folder: str | Path, models_dir: str | Path | None = None) -> list:
+def import_pretrained(folder: str | Path, models_dir: str | Path) -> list:
     """Imports every `*.zip` in `folder` when the models dir has no finished run; returns the imported runs.
 
     An archive that cannot be imported (damaged, a run id already taken) is logged and skipped.
@@ -30,7 +30,6 @@ def import_pretrained(folder: str | Path, models_dir: str | Path | None = None) 
     from har.portable import import_run
     from har.runs import latest_runs
 
-    models_dir = config_module.models_dir(models_dir)
     archives = sorted(Path(folder).glob("*.zip")) if Path(folder).is_dir() else []
     if not archives or latest_runs(models_dir):
         return []
@@ -43,14 +42,13 @@ def import_pretrained(folder: str | Path, models_dir: str | Path | None = None) 
     return imported
 
 
-def resume_killed(models_dir: str | Path | None = None):
+def resume_killed(models_dir: str | Path):
     """Resumes the newest training job or pipeline if it was killed (by a restart); returns it, else None.
 
     Only the newest: an older killed job was left that way by someone, since a newer one ran after it.
     """
     from har import jobs, pipeline
 
-    models_dir = config_module.models_dir(models_dir)
     # Both ids start with the time they were created (YYYYmmdd-HHMMSS-xxxx), so they sort together.
     candidates = [*jobs.list_jobs(models_dir), *pipeline.list_pipelines(models_dir)]
     if not candidates:
@@ -63,24 +61,24 @@ def resume_killed(models_dir: str | Path | None = None):
     return jobs.resume(models_dir, newest.id)
 
 
-def start_report(models_dir: str | Path | None = None, data_dir: str | Path | None = None):
+def start_report(models_dir: str | Path, data_dir: str | Path):
     """Starts `har reproduce` (the report's settings) if there is nothing to show and no pipeline yet."""
     from har import pipeline
     from har.runs import latest_runs
 
-    models_dir = config_module.models_dir(models_dir)
     if latest_runs(models_dir) or pipeline.list_pipelines(models_dir):
         return None
-    return pipeline.start(pipeline.Options(data_dir=str(config_module.data_dir(data_dir))), models_dir)
+    return pipeline.start(pipeline.Options(data_dir=str(data_dir)), models_dir)
 
 
-def run(pretrained: str | Path, models_dir: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
-    """Every start-up task in order; returns what each did: {"imported": [run ids], "resumed": id, "started": id}."""
+def run(pretrained: str | Path, models_dir: str | Path, data_dir: str | Path, *, report: bool = False) -> dict:
+    """Every start-up task in order; returns what each did: {"imported": [run ids], "resumed": id, "started": id}.
+
+    `report`: start `har reproduce` when there is nothing to show (`HAR_BOOTSTRAP=report`).
+    """
     imported = import_pretrained(pretrained, models_dir)
     resumed = resume_killed(models_dir)
-    started = None
-    if os.environ.get(BOOTSTRAP_VARIABLE, "").strip() == "report":
-        started = start_report(models_dir, data_dir)
+    started = start_report(models_dir, data_dir) if report else None
     return {
         "imported": [run.id for run in imported],
         "resumed": resumed.id if resumed is not None else None,
@@ -94,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="har: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    done = run(args.pretrained)
+    done = run(
+        args.pretrained,
+        config_module.models_dir(),
+        config_module.data_dir(),
+        report=os.environ.get(BOOTSTRAP_VARIABLE, "").strip() == "report",
+    )
     for run_id in done["imported"]:
         log.info("imported pretrained run %s", run_id)
     if done["resumed"]:

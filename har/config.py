@@ -14,6 +14,8 @@ REPORT_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
 SPLITS = ("report", "group")
 MODEL_NAMES = ("convlstm", "lrcn")
 TRAINERS = ("twin", "plain")
+DISTRIBUTIONS = ("mirrored", "multiworker")
+MODEL_LABELS = {"convlstm": "ConvLSTM", "lrcn": "LRCN"}  # how pages and messages name the models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Config:
     # "twin": har's weight-sharing twin of it, the same steps to float rounding and 1.7-4x faster on CPUs, but
     # over a whole run rounding can grow into another run (benchmarks/training_fidelity.py); `har train --fast`
     trainer: str = "plain"
+    distribute: str | None = None  # None: one device; "mirrored": every local GPU; "multiworker": TF_CONFIG's hosts
+    mixed_precision: bool = False  # float16 compute with float32 weights, on a GPU only
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -50,6 +54,12 @@ class Config:
             raise ValueError(f"patience={self.patience!r}: must be 0 or more.")
         if self.trainer not in TRAINERS:
             raise ValueError(f"trainer={self.trainer!r}: choose one of {', '.join(TRAINERS)}.")
+        if self.distribute is not None and self.distribute not in DISTRIBUTIONS:
+            raise ValueError(
+                f"distribute={self.distribute!r}: choose one of {', '.join(DISTRIBUTIONS)}, or None for one device."
+            )
+        if not isinstance(self.mixed_precision, bool):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}: must be True or False.")
         if self.split not in SPLITS:
             raise ValueError(f"split={self.split!r}: choose one of {', '.join(SPLITS)}.")
         for name in ("test_fraction", "validation_fraction"):

@@ -1,4 +1,4 @@
-"""Saved runs in the models dir: listing them with their status, and finding one by id or folder.
+"""Saved runs in the models dir: writing one whole, reading it with its status, listing, finding by id or folder.
 
 A run folder holds `metadata.json`, `events.jsonl` and, when it finished, `model.keras`. A run that is still
 training, or whose training process died, has no folder yet: it is known from its job (`har.jobs`).
@@ -7,6 +7,8 @@ training, or whose training process died, has no folder yet: it is known from it
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,35 +113,18 @@ def _model_file_problem(model_path: Path, metadata: dict) -> str | None:
 
 
 def list_runs(models_dir: str | Path) -> list[Run]:
-    """Every run, newest first (by when it was saved): saved runs plus those of jobs still training or killed."""
-    from har import jobs
-
+    """Every saved run, newest first (by when it was saved). Runs that have no folder yet (still training, or
+    killed) are their job's to know: `har.jobs.list_all_runs` adds them."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
-    saved = {
-        run.id: run
-        for run in (read_run(path) for path in models_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
-    }
-    for job in jobs.list_jobs(models_dir):
-        for planned, status, reason in job.run_statuses():
-            # A saved folder tells how a run ended, unless its job is training it again right now.
-            if planned.id not in saved or status == "running":
-                earlier = saved.get(planned.id)
-                saved[planned.id] = Run(
-                    planned.id,
-                    earlier.path if earlier else None,
-                    status,
-                    planned.model,
-                    earlier.metadata if earlier else {"seed": planned.seed, "job": job.id},
-                    reason=reason,
-                )
-    return sorted(saved.values(), key=_newest_first, reverse=True)
+    saved = [read_run(path) for path in models_dir.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    return sorted(saved, key=newest_first, reverse=True)
 
 
-def _newest_first(run: Run) -> tuple:
-    """When the run was saved (runs still training count as now), then its id: a run imported under any name
-    sorts by when it arrived, not by its name."""
+def newest_first(run: Run) -> tuple:
+    """Sort key (with reverse=True): when the run was saved (runs still training count as now), then its id; a
+    run imported under any name sorts by when it arrived, not by its name."""
     try:
         saved = (run.path / "metadata.json").stat().st_mtime if run.path else float("inf")
     except OSError:
@@ -157,6 +142,42 @@ def find_run(models_dir: str | Path, run: str | Path) -> Run:
     if models_dir not in path.resolve().parents:
         raise ValueError(f"{run}: runs are only loaded from inside the models dir {models_dir}; import it first.")
     return read_run(path)
+
+
+def save_run(models_dir: Path, run_id: str, model, metadata: dict, events: list[dict]) -> Path:
+    """Writes a run folder under a temporary name, then swaps it into place: the folder is always whole.
+
+    Args:
+        model: a Keras model, saved as `model.keras`; None for a run that did not finish.
+        metadata: what `metadata.json` holds (`METADATA_KEYS` at least).
+        events: the run's own events, one JSON line each in `events.jsonl`.
+    """
+    final = models_dir / run_id
+    staging = models_dir / f".{run_id}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    if model is not None:
+        model.save(staging / "model.keras")
+    (staging / "metadata.json").write_text(json.dumps(metadata, indent=1))
+    (staging / "events.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
+    fsync_tree(staging)
+    if final.exists():
+        # An earlier attempt's folder (a cancelled run now finished): moved aside, not deleted, until the new
+        # one is in place, so a kill between the two renames leaves one of them whole.
+        previous = models_dir / f".{run_id}.previous-{os.getpid()}"
+        final.rename(previous)
+        staging.rename(final)
+        shutil.rmtree(previous, ignore_errors=True)
+    else:
+        staging.rename(final)
+    return final
+
+
+def fsync_tree(folder: Path) -> None:
+    """Flushes every file of `folder` to disk (before it is renamed into place)."""
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def latest_runs(models_dir: str | Path) -> list[Run]:

@@ -12,13 +12,13 @@ a run folder either holds everything or does not exist.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 import math
-import os
 import platform
 import shutil
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,14 +27,16 @@ import numpy as np
 
 from har import __version__, chance
 from har.config import Config
-from har.datasets import FrameCache, load_cache, make_split
+from har.datasets import FrameCache, Split, load_cache, make_split
+from har.devices import configure_devices, distribution_strategy, has_gpu
 from har.models import build_model, fast_model
+from har.runs import save_run
+from har.training_state import TrainingState
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict], None]
 BATCH_EVENT_SECONDS = 0.5  # at most two batch events a second
-SMALL_CPU_CORES = 4  # up to this many cores (a free Hugging Face Space has 2), training prefers op parallelism
 
 
 class FrameBatches(keras.utils.PyDataset):
@@ -135,188 +137,6 @@ class ProgressEvents(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
-class TrainingState(keras.callbacks.Callback):
-    """The run's whole story across interruptions: its history, and what resuming it needs.
-
-    It keeps the history of every finished epoch (a resumed run's history starts at epoch 1, not where the
-    resume began). With a `folder`, after each finished epoch it also saves everything the rest of the run
-    depends on: weights with the optimizer's state, the dropout seed generators, early stopping's best value,
-    waiting count and best weights, and how many shuffles the training batches have drawn. A run resumed from
-    it continues exactly as the uninterrupted run would have, and stops where that one would.
-
-    Each epoch's state is written to `<folder>/epoch-NNNN.partial/`, flushed and renamed to `epoch-NNNN/`, so
-    a kill at any moment leaves the previous complete state; the two newest are kept. Put this callback after
-    EarlyStopping, whose state it records and restores.
-    """
-
-    def __init__(
-        self,
-        folder: str | Path | None,
-        *,
-        early_stopping: keras.callbacks.EarlyStopping,
-        batches: FrameBatches,
-        interrupted: Callable[[], bool] = lambda: False,
-    ):
-        super().__init__()
-        self.folder = Path(folder) if folder else None
-        self.early_stopping, self.batches, self.interrupted = early_stopping, batches, interrupted
-        self.history: dict[str, list[float]] = {}
-        self.saved = self._newest_saved()
-        self.epoch = self.saved[1]["epoch"] if self.saved else 0
-
-    @property
-    def complete(self) -> bool:
-        """The saved state is that of a run that already ended (early stopping, or the last epoch)."""
-        return bool(self.saved and self.saved[1]["complete"])
-
-    def restore(self, network: keras.Model) -> None:
-        """Loads the saved weights, optimizer and seed states into `network` (call before `fit`)."""
-        if not self.saved:
-            return
-        path, state = self.saved
-        if network.optimizer is not None and not network.optimizer.built:
-            network.optimizer.build(network.trainable_variables)
-        network.load_weights(path / "weights.weights.h5")
-        seeds = np.load(path / "seeds.npz")
-        for index, variable in enumerate(_seed_states(network)):
-            variable.assign(seeds[f"seed_{index}"])
-        self.history = state["history"]
-        self.batches.replay_shuffles(state["shuffles"] - 1)  # fit() draws the next order as it starts
-
-    def on_train_begin(self, logs=None):
-        if not self.saved:
-            return
-        path, state = self.saved
-        stopping = self.early_stopping
-        stopping.wait, stopping.best, stopping.best_epoch = state["wait"], state["best"], state["best_epoch"]
-        stopping.stopped_epoch = state["stopped_epoch"]
-        if (path / "best.npz").is_file():
-            best = np.load(path / "best.npz")
-            stopping.best_weights = [best[f"w_{index}"] for index in range(len(best.files))]
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.interrupted():
-            return  # a cancelled or failed epoch is not part of the story
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        self.epoch = epoch + 1
-        if self.folder is not None:
-            complete = bool(self.model.stop_training) or self.epoch >= self.params["epochs"]
-            self._save(complete)
-
-    def _save(self, complete: bool) -> None:
-        stopping = self.early_stopping
-        final = self.folder / f"epoch-{self.epoch:04d}"
-        partial = self.folder / f"epoch-{self.epoch:04d}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        self.model.save_weights(partial / "weights.weights.h5")
-        np.savez(partial / "seeds.npz", **{f"seed_{i}": np.asarray(v) for i, v in enumerate(_seed_states(self.model))})
-        if stopping.best_weights is not None:
-            np.savez(partial / "best.npz", **{f"w_{i}": w for i, w in enumerate(stopping.best_weights)})
-        state = {
-            "epoch": self.epoch,
-            "complete": complete,
-            "history": self.history,
-            "wait": stopping.wait,
-            "best": None if stopping.best is None else float(stopping.best),
-            "best_epoch": stopping.best_epoch,
-            "stopped_epoch": stopping.stopped_epoch,
-            "shuffles": self.batches.shuffles,
-        }
-        (partial / "state.json").write_text(json.dumps(state))
-        _fsync_tree(partial)
-        shutil.rmtree(final, ignore_errors=True)
-        partial.rename(final)
-        for older in sorted(self.folder.glob("epoch-*"))[:-2]:
-            shutil.rmtree(older, ignore_errors=True)
-
-    def _newest_saved(self) -> tuple[Path, dict] | None:
-        """The newest complete saved state, skipping any that cannot be read."""
-        if self.folder is None or not self.folder.is_dir():
-            return None
-        for path in sorted((p for p in self.folder.glob("epoch-*") if not p.name.endswith(".partial")), reverse=True):
-            try:
-                state = json.loads((path / "state.json").read_text())
-                if (path / "weights.weights.h5").is_file() and (path / "seeds.npz").is_file():
-                    return path, state
-            except (OSError, ValueError):
-                pass
-            log.warning("skipping the unreadable training state %s", path)
-        return None
-
-
-def _seed_states(network: keras.Model) -> list:
-    """The state variables of every seed generator (dropout masks) in the network, in a fixed order."""
-    return [variable for variable in network.variables if "seed_generator_state" in variable.path]
-
-
-def configure_devices(*, ops_side_by_side: bool = False) -> str:
-    """Lets GPUs grow their memory (so the app and a job can share one) and names the device used.
-
-    `ops_side_by_side` (the twin only): on a few CPU cores, one thread per op and independent ops side by side.
-    The plain trainer keeps TensorFlow's threading, because splitting an op's sums across other threads rounds
-    them differently and `har train` must be the very run that `model.fit` gives (tests/test_training.py).
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        cores = os.cpu_count() or 1
-        if ops_side_by_side and not gpus and cores <= SMALL_CPU_CORES:
-            try:
-                # On a few cores, running independent small ops side by side beats splitting each op across
-                # the cores: ConvLSTM training ~15% faster, LRCN ~5% slower on 2 cores (benchmarks/).
-                tf.config.threading.set_intra_op_parallelism_threads(1)
-                tf.config.threading.set_inter_op_parallelism_threads(cores)
-            except RuntimeError:
-                pass  # TensorFlow already started in this process: keep its settings
-        for gpu in gpus:
-            try:
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:
-                pass  # already initialised
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            return f"{len(gpus)} x {details.get('device_name', 'GPU')}"
-        return f"CPU ({os.cpu_count()} cores)"
-    if backend == "jax":
-        import jax
-
-        devices = jax.devices()
-        return f"{len(devices)} x {devices[0].device_kind}"
-    return backend
-
-
-def has_gpu() -> bool:
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return jax.devices()[0].platform == "gpu"
-    return False
-
-
-def distribution_strategy(name: str | None):
-    """None, or a tf.distribute strategy: "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG hosts)."""
-    if not name:
-        return None
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"--distribute {name}: tf.distribute needs KERAS_BACKEND=tensorflow.")
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"--distribute {name!r}: choose mirrored or multiworker.")
-
-
 class _MultiWorkerModel(keras.Model):
     """Works around two places where Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy.
 
@@ -348,46 +168,27 @@ def _with_a_batch_axis(logs: dict) -> dict:
     return {name: keras.ops.reshape(value, (1,)) if len(value.shape) == 0 else value for name, value in logs.items()}
 
 
-def train_run(
-    cache_path: str | Path,
-    model_name: str,
-    models_dir: str | Path,
-    *,
-    config: Config | None = None,
-    run_id: str,
-    job_id: str | None = None,
-    emit: Emit = lambda event: None,
-    should_cancel: Callable[[], bool] = lambda: False,
-    backup_dir: str | Path | None = None,
-    distribute: str | None = None,
-    mixed_precision: bool = False,
-) -> Path:
-    """Trains `model_name` on the cache and saves the run; returns the run folder.
+@dataclasses.dataclass
+class _Setup:
+    """Everything a run trains with, made in the order that fixes its random draws."""
 
-    The run's classes, sequence length and image size come from the cache; everything else from `config`.
-    A cancelled or failed run is saved too, with its events and reason but no model. With `backup_dir`, an
-    interrupted run resumes from its last finished epoch and goes on as if it had never stopped
-    (`TrainingState`). `config.trainer` says how: "plain" fits the report's Keras model with `model.fit`;
-    "twin" fits har's weight-sharing twin, the same steps to float rounding, faster
-    (benchmarks/training_fidelity.py compares the two).
-    """
-    cache = load_cache(cache_path)
-    config = (config or Config()).replace(
-        classes=cache.class_names, sequence_length=cache.sequence_length, image_size=cache.image_size
-    )
+    cache: FrameCache
+    config: Config
+    device: str
+    split: Split
+    strategy: object | None
+    model: keras.Model  # the report's model: what is saved
+    network: keras.Model  # what is fitted: the model itself, or its twin (which trains the model's weights)
+    train: FrameBatches
+    validation: FrameBatches
+
+
+def _prepare(cache: FrameCache, model_name: str, config: Config) -> _Setup:
+    """Seeds, devices, split, the compiled network and its batches: the report's `model.fit` set-up, in its order."""
     twin = config.trainer == "twin"
-    models_dir = Path(models_dir)
-    events: list[dict] = []
-
-    def record(event: dict) -> None:
-        event = {"run": run_id, "model": model_name, "seed": config.seed, "time": time.time(), **event}
-        events.append(event)
-        emit(event)
-
-    started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
     device = configure_devices(ops_side_by_side=twin)
-    if mixed_precision:
+    if config.mixed_precision:
         if not has_gpu():
             # TensorFlow's CPU kernels lack float16 for some layers (MaxPool3D) and would be slower anyway.
             raise ValueError(
@@ -402,7 +203,7 @@ def train_run(
         validation_fraction=config.validation_fraction,
         seed=config.seed,
     )
-    strategy = distribution_strategy(distribute)
+    strategy = distribution_strategy(config.distribute)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(
             model_name,
@@ -410,8 +211,8 @@ def train_run(
             sequence_length=config.sequence_length,
             image_size=config.image_size,
         )
-        network = fast_model(model) if twin else model  # the twin trains `model`'s weights; `model` is saved
-        if distribute == "multiworker":
+        network = fast_model(model) if twin else model
+        if config.distribute == "multiworker":
             network = _MultiWorkerModel(network.inputs, network.outputs, name=network.name)
         network.compile(
             optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -420,6 +221,44 @@ def train_run(
         )
     train = FrameBatches(cache, split.train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
     validation = FrameBatches(cache, split.validation, batch_size=config.batch_size, shuffle=False, seed=config.seed)
+    return _Setup(cache, config, device, split, strategy, model, network, train, validation)
+
+
+def train_run(
+    cache_path: str | Path,
+    model_name: str,
+    models_dir: str | Path,
+    *,
+    config: Config | None = None,
+    run_id: str,
+    job_id: str | None = None,
+    emit: Emit = lambda event: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+    backup_dir: str | Path | None = None,
+) -> Path:
+    """Trains `model_name` on the cache and saves the run; returns the run folder.
+
+    The run's classes, sequence length and image size come from the cache; everything else from `config`
+    (its trainer, devices and precision included). A cancelled or failed run is saved too, with its events and
+    one-line reason but no model; a failure inside Keras also logs its traceback (`logging`, which a job's
+    process writes to its log). With `backup_dir`, an interrupted run resumes from its last finished epoch and
+    goes on as if it had never stopped (`TrainingState`). `config.trainer` says how: "plain" fits the report's
+    Keras model with `model.fit`; "twin" fits har's weight-sharing twin, the same steps to float rounding,
+    faster (benchmarks/training_fidelity.py compares the two).
+    """
+    cache = load_cache(cache_path)
+    config = (config or Config()).replace(
+        classes=cache.class_names, sequence_length=cache.sequence_length, image_size=cache.image_size
+    )
+    events: list[dict] = []
+
+    def record(event: dict) -> None:
+        event = {"run": run_id, "model": model_name, "seed": config.seed, "time": time.time(), **event}
+        events.append(event)
+        emit(event)
+
+    started = time.monotonic()
+    setup = _prepare(cache, model_name, config)
     progress = ProgressEvents(record, epochs=config.epochs, should_cancel=should_cancel)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
@@ -429,49 +268,77 @@ def train_run(
     state = TrainingState(
         backup_dir,
         early_stopping=early_stopping,
-        batches=train,
+        batches=setup.train,
         interrupted=lambda: progress.cancelled or progress.failure is not None,
     )
-    replicas = strategy.num_replicas_in_sync if strategy else 1
-    record(
-        {
-            "event": "started",
-            "epochs": config.epochs,
-            "steps": len(train),
-            "device": device,
-            "replicas": replicas,
-            "parameters": model.count_params(),
-            "train_clips": len(split.train),
-            "resumed_after": state.epoch,
-            "validation_clips": len(split.validation),
-            "test_clips": len(split.test),
-        }
-    )
+    record(_started_event(setup, state))
     try:
-        state.restore(network)
-        if state.complete:
-            # Killed after its last epoch was saved: nothing left to train but the best weights to put back.
-            if early_stopping.restore_best_weights and (state.saved[0] / "best.npz").is_file():
-                state.on_train_begin()
-                network.set_weights(early_stopping.best_weights)
-        else:
-            # shuffle=False: FrameBatches shuffles from the seed itself; Keras would also reorder its batches with
-            # Python's global `random`, which a resumed process could not replay.
-            network.fit(
-                train,
-                validation_data=validation,
-                epochs=config.epochs,
-                initial_epoch=state.epoch,
-                callbacks=[early_stopping, state, progress],
-                shuffle=False,
-                verbose=0,
-            )
+        _fit(setup, state, early_stopping, progress)
     except Exception as error:  # noqa: BLE001 - any failure inside Keras ends the run with its reason
+        log.error("run %s failed inside Keras:\n%s", run_id, traceback.format_exc())
         progress.failure = _failure_reason(error)
-    history = state.history
-    epochs_run = len(history.get("loss", []))
-    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else None
-    metadata = {
+    metadata = _metadata(setup, run_id, job_id, model_name, cache_path, state.history)
+    if progress.failure or progress.cancelled:
+        status = "failed" if progress.failure else "cancelled"
+        reason = {"reason": progress.failure} if progress.failure else {}
+        record({"event": status, "epochs_run": metadata["epochs_run"], **reason})
+        metadata.update(status=status, reason=progress.failure, training_seconds=round(time.monotonic() - started, 2))
+        return save_run(Path(models_dir), run_id, None, metadata, events)
+    if early_stopping.stopped_epoch > 0:
+        record({"event": "early_stop", "epoch": early_stopping.stopped_epoch + 1, "best_epoch": metadata["best_epoch"]})
+    saved = _test_and_save(setup, metadata, record, events, Path(models_dir), started)
+    if backup_dir:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # the run is safe; its resume state is not needed any more
+    return saved
+
+
+def _started_event(setup: _Setup, state: TrainingState) -> dict:
+    return {
+        "event": "started",
+        "epochs": setup.config.epochs,
+        "steps": len(setup.train),
+        "device": setup.device,
+        "replicas": _replicas(setup.strategy),
+        "parameters": setup.model.count_params(),
+        "train_clips": len(setup.split.train),
+        "resumed_after": state.epoch,
+        "validation_clips": len(setup.split.validation),
+        "test_clips": len(setup.split.test),
+    }
+
+
+def _fit(setup: _Setup, state: TrainingState, early_stopping, progress: ProgressEvents) -> None:
+    """Trains from where `state` stopped (the first epoch when it holds nothing) to the end or an early stop."""
+    network = setup.network
+    state.restore(network)
+    if state.complete:
+        # Killed after its last epoch was saved: nothing left to train but the best weights to put back.
+        if early_stopping.restore_best_weights and (state.saved[0] / "best.npz").is_file():
+            state.on_train_begin()
+            network.set_weights(early_stopping.best_weights)
+        return
+    # shuffle=False: FrameBatches shuffles from the seed itself; Keras would also reorder its batches with
+    # Python's global `random`, which a resumed process could not replay.
+    network.fit(
+        setup.train,
+        validation_data=setup.validation,
+        epochs=setup.config.epochs,
+        initial_epoch=state.epoch,
+        callbacks=[early_stopping, state, progress],
+        shuffle=False,
+        verbose=0,
+    )
+
+
+def _replicas(strategy) -> int:
+    return strategy.num_replicas_in_sync if strategy else 1
+
+
+def _metadata(setup: _Setup, run_id, job_id, model_name, cache_path, history: dict) -> dict:
+    """The run's metadata.json before its outcome: `config` is the source of truth; seed, classes and sizes are
+    copied to the top for the readers of older runs."""
+    config, split, cache = setup.config, setup.split, setup.cache
+    return {
         "run_id": run_id,
         "job": job_id,
         "model": model_name,
@@ -487,35 +354,32 @@ def train_run(
             "test": len(split.test),
         },
         "dataset": {"cache": str(Path(cache_path).resolve()), "fingerprint": cache.fingerprint, "clips": len(cache)},
-        "parameters": model.count_params(),
-        "network": "twin" if twin else "plain",
+        "parameters": setup.model.count_params(),
+        "network": config.trainer,
         "history": history,
-        "epochs_run": epochs_run,
-        "best_epoch": best_epoch,
-        "device": device,
-        "distribute": distribute,
-        "replicas": replicas,
-        "worker": _worker_role(strategy),
-        "mixed_precision": mixed_precision,
+        "epochs_run": len(history.get("loss", [])),
+        "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else None,
+        "device": setup.device,
+        "replicas": _replicas(setup.strategy),
+        "worker": _worker_role(setup.strategy),
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if progress.failure or progress.cancelled:
-        status = "failed" if progress.failure else "cancelled"
-        record(
-            {"event": status, "epochs_run": epochs_run, **({"reason": progress.failure} if progress.failure else {})}
-        )
-        metadata.update(status=status, reason=progress.failure, training_seconds=round(time.monotonic() - started, 2))
-        return _save_run(models_dir, run_id, None, metadata, events)
-    if early_stopping.stopped_epoch > 0:
-        record({"event": "early_stop", "epoch": early_stopping.stopped_epoch + 1, "best_epoch": best_epoch})
-    test = FrameBatches(cache, split.test, batch_size=max(config.batch_size, 16), shuffle=False, seed=config.seed)
-    test_loss, test_accuracy = network.evaluate(test, verbose=0)
+
+
+def _test_and_save(
+    setup: _Setup, metadata: dict, record: Emit, events: list[dict], models_dir: Path, started: float
+) -> Path:
+    """Scores the trained model on the test split, judges it against chance, and saves the finished run
+    (`started`: when the run began, on the monotonic clock)."""
+    config, split = setup.config, setup.split
+    test = FrameBatches(setup.cache, split.test, batch_size=max(config.batch_size, 16), shuffle=False, seed=config.seed)
+    test_loss, test_accuracy = setup.network.evaluate(test, verbose=0)
     verdict = chance.judge(
         test_accuracy=float(test_accuracy),
         test_clips=len(split.test),
         num_classes=len(config.classes),
-        val_losses=history.get("val_loss", []),
+        val_losses=metadata["history"].get("val_loss", []),
     )
     metadata.update(
         status="finished",
@@ -529,19 +393,16 @@ def train_run(
             "event": "finished",
             "test_loss": float(test_loss),
             "test_accuracy": float(test_accuracy),
-            "epochs_run": epochs_run,
-            "best_epoch": best_epoch,
+            "epochs_run": metadata["epochs_run"],
+            "best_epoch": metadata["best_epoch"],
             "at_chance": verdict is not None,
             "at_chance_reason": verdict,
             "training_seconds": metadata["training_seconds"],
         }
     )
     # Saved compiled, with the optimizer state it was trained with (the twin's variables are `model`'s).
-    model.compile(optimizer=network.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
-    saved = _save_run(models_dir, run_id, model, metadata, events)
-    if backup_dir:
-        shutil.rmtree(backup_dir, ignore_errors=True)  # the run is safe; its resume state is not needed any more
-    return saved
+    setup.model.compile(optimizer=setup.network.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    return save_run(models_dir, metadata["run_id"], setup.model, metadata, events)
 
 
 def _worker_role(strategy) -> dict | None:
@@ -576,32 +437,3 @@ def _versions() -> dict:
 
         versions["jax"] = jax.__version__
     return versions
-
-
-def _save_run(models_dir: Path, run_id: str, model, metadata: dict, events: list[dict]) -> Path:
-    """Writes the run under a temporary name, then swaps it into place: the folder is always whole."""
-    final = models_dir / run_id
-    staging = models_dir / f".{run_id}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    if model is not None:
-        model.save(staging / "model.keras")
-    (staging / "metadata.json").write_text(json.dumps(metadata, indent=1))
-    (staging / "events.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
-    _fsync_tree(staging)
-    if final.exists():
-        # An earlier attempt's folder (a cancelled run now finished): moved aside, not deleted, until the new
-        # one is in place, so a kill between the two renames leaves one of them whole.
-        previous = models_dir / f".{run_id}.previous-{os.getpid()}"
-        final.rename(previous)
-        staging.rename(final)
-        shutil.rmtree(previous, ignore_errors=True)
-    else:
-        staging.rename(final)
-    return final
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())

@@ -1,20 +1,17 @@
 """Train the ConvLSTM, the LRCN or both as a background job, and watch it live."""
 
-import subprocess
-import sys
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from har import jobs
-from har.config import MODEL_NAMES, SPLITS, Config
+from app.ui import owner, owner_only, paths
+from har import devices, jobs
+from har.config import MODEL_LABELS, MODEL_NAMES, SPLITS, Config, parse_seeds
 from har.datasets import list_caches
 from har.glossary import GLOSSARY
-from pages._ui import MODEL_LABELS, owner, owner_only, paths, plural
 
 data_dir, models_dir = paths()
 st.title("Train")
@@ -22,30 +19,16 @@ st.title("Train")
 
 @st.cache_data(show_spinner=False)
 def _device_name() -> str:
-    """The device a job will train on, asked in a child process so the server does not load TensorFlow.
-    A failure raises, and Streamlit caches no exception: the next run asks again."""
-    code = "from har.training import configure_devices; print(configure_devices())"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    if result.returncode != 0 or not result.stdout.strip():
-        raise RuntimeError(result.stderr.strip()[-300:] or "no answer")
-    return result.stdout.strip().splitlines()[-1]
+    """Asked of a child process, so the server does not load TensorFlow; Streamlit caches no exception, so a
+    failure is asked again on the next run."""
+    return devices.describe_in_child()
 
 
 def device_name() -> str:
     try:
         return _device_name()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired):
+    except (RuntimeError, OSError):
         return "unknown for now (asked again on the next visit)"
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ValueError(f"Seeds {text!r}: give distinct whole numbers separated by commas, like 27,28,29.")
-    return seeds
 
 
 caches = list_caches(data_dir)
@@ -120,23 +103,16 @@ elif owner_only("Training"):
             st.error(str(error))
 
 
-def run_label(job, event: dict) -> str:
-    """`LRCN`, or `LRCN seed 28` when the job trains several seeds."""
-    label = MODEL_LABELS.get(event.get("model"), "Job")
-    return f"{label} seed {event['seed']}" if len(job.seeds) > 1 and "seed" in event else label
-
-
-def curves(job, epochs: list[dict], stops: list[dict]) -> go.Figure:
+def curves(progress: jobs.JobProgress) -> go.Figure:
     """Loss and accuracy per epoch for each run, with its best epoch and any early stop marked."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    for run in dict.fromkeys(event["run"] for event in epochs):
-        rows = latest_per_epoch([event for event in epochs if event["run"] == run])
-        label = run_label(job, rows[0])
+    for run, rows in progress.epochs.items():
+        label = progress.labels.get(run, run)
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for prefix, dash in (("", "solid"), ("val_", "dot")):
                 figure.add_scatter(
-                    x=[e["epoch"] for e in rows],
-                    y=[e.get(prefix + metric) for e in rows],
+                    x=[row["epoch"] for row in rows],
+                    y=[row.get(prefix + metric) for row in rows],
                     name=f"{label} {'validation' if prefix else 'train'} {metric}",
                     mode="lines+markers",
                     line={"dash": dash},
@@ -144,9 +120,9 @@ def curves(job, epochs: list[dict], stops: list[dict]) -> go.Figure:
                     col=column,
                 )
         mark_best_epoch(figure, label, rows)
-        for stop in (event for event in stops if event.get("run") == run):
+        if run in progress.early_stops:
             figure.add_vline(
-                x=stop["epoch"],
+                x=progress.early_stops[run],
                 line_dash="dash",
                 line_color="grey",
                 annotation_text=f"{label} early stop",
@@ -156,11 +132,6 @@ def curves(job, epochs: list[dict], stops: list[dict]) -> go.Figure:
     figure.update_xaxes(title_text="epoch", tick0=1, dtick=1, rangemode="tozero")
     figure.update_layout(height=380, margin={"t": 40, "b": 10})
     return figure
-
-
-def latest_per_epoch(events: list[dict]) -> list[dict]:
-    """One point per epoch number (a resumed job may report an epoch again; the later report wins)."""
-    return sorted({event["epoch"]: event for event in events}.values(), key=lambda event: event["epoch"])
 
 
 def mark_best_epoch(figure: go.Figure, label: str, rows: list[dict]) -> None:
@@ -180,69 +151,31 @@ def mark_best_epoch(figure: go.Figure, label: str, rows: list[dict]) -> None:
     )
 
 
-def epoch_counts(job) -> str:
-    """`ConvLSTM: 1 epoch, LRCN: 3 epochs done`: per run, the count `har runs` shows (a resumed run goes on
-    counting where it stopped)."""
-    done = job.epochs_done()
-    parts = [
-        f"{run_label(job, {'model': run.model, 'seed': run.seed})}: {plural(done[run.id], 'epoch')}"
-        for run in job.planned_runs()
-        if run.id in done
-    ]
-    return (", ".join(parts) + " done") if parts else "no epoch done yet"
-
-
-def job_settings(job) -> str:
-    config = job.spec.get("config", {})
-    return (
-        f"{Path(job.spec.get('cache', '?')).name}, {config.get('split', '?')} split, "
-        f"{plural(config.get('epochs', 0), 'epoch')} at most, batch {config.get('batch_size', '?')}, "
-        f"patience {config.get('patience', '?')}, lr {config.get('learning_rate', '?')}, "
-        f"seed{'s' if len(job.seeds) > 1 else ''} {', '.join(map(str, job.seeds))}"
-    )
-
-
 def job_history(all_jobs) -> None:
     """Every job: what ran, when, with which settings, and how it ended."""
     rows = []
     for job in all_jobs:
-        events = job.events()
-        started = events[0]["time"] if events and "time" in events[0] else (job.folder / "job.json").stat().st_mtime
+        summary = job.summary()
         rows.append(
             {
-                "job": job.id,
-                "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M"),
-                "models": ", ".join(MODEL_LABELS[model] for model in job.models),
-                "settings": job_settings(job),
-                "ended": job.state(),
+                "job": summary["id"],
+                "started": datetime.fromtimestamp(summary["started"]).strftime("%Y-%m-%d %H:%M"),
+                "models": ", ".join(MODEL_LABELS[model] for model in summary["models"]),
+                "settings": summary["settings"],
+                "ended": summary["state"],
             }
         )
     st.subheader("Job history")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def outcome_messages(job) -> None:
-    """How each run ended: what earlier attempts finished still stands, failures only from the latest attempt
-    (a resume overtakes them)."""
-    events = job.events()
-    latest = job.attempt_events()
-    earlier = events[: len(events) - len(latest)]
-    for event in [e for e in earlier if e["event"] in ("finished", "early_stop")] + latest:
-        label = run_label(job, event)
-        if event["event"] in ("failed", "job_failed"):
-            st.error(f"Training failed: {event.get('reason')}")
-        elif event["event"] == "finished":
-            st.success(f"{label}: test accuracy {event['test_accuracy']:.2%}, loss {event['test_loss']:.4f}")
-            if event.get("at_chance"):
-                st.warning(f"**{label} is at chance.** {event['at_chance_reason']}", icon=":material/casino:")
-        elif event["event"] == "early_stop":
-            st.info(
-                f"{label}: early stop at epoch {event['epoch']}; the weights of the best epoch "
-                f"({event['best_epoch']}) were kept.",
-                icon=":material/flag:",
-            )
-        elif event["event"] == "cancelled":
-            st.warning(f"{label} cancelled.")
+SHOW_OUTCOME = {
+    "failed": st.error,
+    "finished": st.success,
+    "at_chance": lambda text: st.warning(text, icon=":material/casino:"),
+    "early_stop": lambda text: st.info(text, icon=":material/flag:"),
+    "cancelled": st.warning,
+}
 
 
 def job_controls(job, state: str) -> None:
@@ -264,29 +197,21 @@ def job_controls(job, state: str) -> None:
 
 @st.fragment(run_every=1.0)
 def live_panel() -> None:
-    """Polls the running (or last) job's events; reruns alone, so the page stays responsive."""
-    job = jobs.current(models_dir) or next(iter(jobs.list_jobs(models_dir)), None)
+    """Polls the running (or last) job; reruns alone, so the page stays responsive."""
+    job = jobs.latest(models_dir)
     if job is None:
         st.caption("No training job yet.")
         return
-    state = job.state()
-    events = job.events()
-    st.subheader(f"Job {job.id}: {state}")
-    job_controls(job, state)
-    outcome_messages(job)
-    batches = [event for event in events if event["event"] == "batch"]
-    if state == "running" and batches:
-        last = batches[-1]
-        st.progress(
-            last["step"] / last["steps"],
-            text=f"{run_label(job, last)} epoch {last['epoch']}: step {last['step']}/{last['steps']}, "
-            f"loss {last['loss']:.3f}, accuracy {last['accuracy']:.3f}",
-        )
-    epochs = [event for event in events if event["event"] == "epoch"]
-    st.caption(epoch_counts(job))
-    if epochs:
-        stops = [event for event in events if event["event"] == "early_stop"]
-        st.plotly_chart(curves(job, epochs, stops), width="stretch", key="curves")
+    progress = job.progress()
+    st.subheader(f"Job {job.id}: {progress.state}")
+    job_controls(job, progress.state)
+    for outcome in progress.outcomes:
+        SHOW_OUTCOME[outcome.kind](outcome.text)
+    if progress.batch is not None:
+        st.progress(progress.batch["step"] / progress.batch["steps"], text=progress.batch_text)
+    st.caption(progress.epochs_text)
+    if progress.epochs:
+        st.plotly_chart(curves(progress), width="stretch", key="curves")
 
 
 live_panel()

@@ -60,8 +60,7 @@ def test_the_newest_job_killed_by_a_restart_resumes_and_finishes(tiny_cache, tmp
     assert bootstrap.resume_killed(models_dir) is None  # the newest is finished now
 
 
-def test_bootstrap_report_starts_the_pipeline_only_when_there_is_nothing_to_show(trained, tmp_path, monkeypatch):
-    monkeypatch.setenv("HAR_BOOTSTRAP", "report")
+def test_bootstrap_report_starts_the_pipeline_only_when_there_is_nothing_to_show(trained, tmp_path):
     _, _, trained_models = trained
     assert bootstrap.start_report(trained_models, tmp_path / "data") is None  # a finished run to show
     models_dir = tmp_path / "models"

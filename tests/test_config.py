@@ -17,7 +17,10 @@ def test_the_defaults_are_the_report_recipe_and_its_model_fit():
         1e-3,
     )
     assert config.trainer == "plain"
+    assert (config.distribute, config.mixed_precision) == (None, False)  # one device, float32
     assert Config.from_dict(config.replace(trainer="twin").to_dict()).trainer == "twin"
+    spread = config.replace(distribute="mirrored", mixed_precision=True)
+    assert Config.from_dict(spread.to_dict()) == spread
 
 
 @pytest.mark.parametrize(
@@ -27,6 +30,8 @@ def test_the_defaults_are_the_report_recipe_and_its_model_fit():
         ({"split": "random"}, "split='random': choose one of report, group"),
         ({"epochs": 0}, "epochs=0: must be a positive whole number"),
         ({"validation_fraction": 1.0}, "validation_fraction=1.0: must lie strictly between 0 and 1"),
+        ({"distribute": "everywhere"}, "distribute='everywhere': choose one of mirrored, multiworker, or None"),
+        ({"mixed_precision": "yes"}, "mixed_precision='yes': must be True or False"),
     ],
 )
 def test_a_wrong_value_is_named_with_what_to_choose(changes, says):

@@ -66,12 +66,16 @@ def start(tmp_path, volume, **env):
     """Runs docker/entrypoint.sh for real with bash, with a temporary app folder, ending in `env`."""
     import os
     import subprocess
+    import sys
 
     app = tmp_path / "app"
     (app / "data" / "demo" / "Walking").mkdir(parents=True, exist_ok=True)
     (app / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi").write_bytes(b"clip")
     environment = {key: value for key, value in os.environ.items() if not key.startswith("HAR_")}
-    environment.update(PYTHONPATH=str(ROOT), HAR_APP_DIR=str(app), HAR_VOLUME=str(volume), **env)
+    # The interpreter these tests run under, which has har's requirements (a `python` on PATH may not).
+    environment.update(
+        PYTHONPATH=str(ROOT), HAR_APP_DIR=str(app), HAR_VOLUME=str(volume), HAR_PYTHON=sys.executable, **env
+    )
     result = subprocess.run(
         ["bash", str(ROOT / "docker" / "entrypoint.sh"), "env"],
         capture_output=True,

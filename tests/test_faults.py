@@ -17,6 +17,7 @@ import pytest
 from har import jobs
 from har.config import Config
 from har.datasets import find_clips
+from har.jobs import list_all_runs
 from har.portable import export_run, import_run
 from har.runs import list_runs
 from har.sandbox import decode_untrusted
@@ -184,7 +185,7 @@ def test_kill_9_at_every_stage_never_loses_a_run_or_leaves_the_lock(trained, tin
         os.kill(job.pid(), signal.SIGKILL)
         assert job.wait(60) == "killed", (kind, model)
         assert jobs.current(tmp_path) is None  # the lock went with the job
-        runs = {run.id: run.status for run in list_runs(tmp_path) if run.id.startswith(job.id)}
+        runs = {run.id: run.status for run in list_all_runs(tmp_path) if run.id.startswith(job.id)}
         expected = {f"{job.id}-{name}": status for name, status in survivors.items()} | {f"{job.id}-{model}": "failed"}
         assert runs == expected, (kind, model)
         assert not (tmp_path / f"{job.id}-{model}").exists()  # failed from the job's events: no half-written run
@@ -198,10 +199,10 @@ def test_a_trainer_killed_like_the_oom_killer_does_fails_its_run_with_a_message(
     """The kernel's out-of-memory killer sends SIGKILL to the biggest process: the trainer, not the server."""
     job = jobs.start(tiny_cache, ["convlstm", "lrcn"], tmp_path, config=Config(epochs=30, batch_size=4, trainer="twin"))
     wait_for_event(job, "batch")
-    os.kill(int((job.folder / "trainer.pid").read_text()), signal.SIGKILL)
+    os.kill(job.child_pid(), signal.SIGKILL)
     assert job.wait(60) == "failed"
     assert "SIGKILL" in job.failure() and "out of memory" in job.failure()
-    (run,) = [run for run in list_runs(tmp_path) if run.model == "convlstm"]
+    (run,) = [run for run in list_all_runs(tmp_path) if run.model == "convlstm"]
     assert run.status == "failed" and "out of memory" in run.reason
     assert jobs.current(tmp_path) is None
     assert (
@@ -214,7 +215,7 @@ def test_a_trainer_killed_like_the_oom_killer_does_fails_its_run_with_a_message(
 def test_killing_the_supervisor_takes_the_trainer_with_it(tiny_cache, tmp_path):
     job = jobs.start(tiny_cache, ["convlstm"], tmp_path, config=Config(epochs=30, batch_size=4, trainer="twin"))
     wait_for_event(job, "batch")
-    trainer = int((job.folder / "trainer.pid").read_text())
+    trainer = job.child_pid()
     os.kill(job.pid(), signal.SIGKILL)
     assert job.wait(30) == "killed"
     deadline = time.monotonic() + 30

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from har import pipeline
+from har.config import Config
 from har.datasets import find_clips
 from har.jobs import JobBusy
 from har.report import REPORT_RESULTS
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The demo's four actions are the report's four UCF50 classes.
 AS_UCF50 = {"WalkingWithDog": "WalkingWithDog", "TaiChi": "TaiChi", "Swing": "Swing", "HorseRace": "HorseRace"}
 TINY = ["--epochs", "1", "--sequence-length", "8", "--image-size", "32"]
+SMALL_FRAMES = Config(sequence_length=8, image_size=32)
 
 
 def ucf50_archive(demo, path: Path) -> Path:
@@ -124,12 +126,12 @@ def test_reproduce_from_empty_dirs_over_https_survives_a_kill_and_never_download
 
 
 def test_options_are_checked_before_anything_starts(tmp_path):
-    with pytest.raises(ValueError, match="Tai_Chi"):
-        pipeline.Options(data_dir=str(tmp_path), classes=("Tai_Chi", "Swing"))
     with pytest.raises(ValueError, match="--splits 'random'"):
         pipeline.Options(data_dir=str(tmp_path), splits=("random",))
     with pytest.raises(ValueError, match="epochs=0"):
-        pipeline.Options(data_dir=str(tmp_path), epochs=0)
+        pipeline.Options(data_dir=str(tmp_path), config=Config(epochs=0))
+    with pytest.raises(ValueError, match="Tai_Chi"):
+        pipeline.Options(data_dir=str(tmp_path), config=Config(classes=("Tai_Chi", "Swing")))
     with pytest.raises(FileNotFoundError, match="missing.rar"):
         pipeline.start(pipeline.Options(data_dir=str(tmp_path), source=str(tmp_path / "missing.rar")), tmp_path)
     assert not (tmp_path / ".pipelines").exists()
@@ -142,6 +144,13 @@ def test_the_same_options_are_the_same_pipeline_whatever_the_tls_choice(tmp_path
         == pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27, 28), insecure_tls=True).identity()
     )
     assert options.identity() != pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27,)).identity()
+    # Every hyperparameter is part of what the pipeline produces; a config's own seed and split are not (each
+    # run has its own).
+    faster = pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27, 28), config=Config(batch_size=8))
+    assert faster.identity() != options.identity()
+    same = pipeline.Options(data_dir=str(tmp_path / "data"), seeds=(27, 28), config=Config(seed=3, split="group"))
+    assert same.identity() == options.identity()
+    assert pipeline.Options.from_dict(faster.to_dict()) == faster
     assert options.runs() == [
         ("convlstm", "report", 27),
         ("lrcn", "report", 27),
@@ -157,14 +166,42 @@ def test_the_same_options_are_the_same_pipeline_whatever_the_tls_choice(tmp_path
 def test_cli_refuses_bad_seeds_in_one_line(tmp_path):
     result = har(tmp_path, "reproduce", "--seeds", "27,x", "--detach")
     assert result.returncode == 2
-    assert result.stderr.strip() == "har: error: --seeds '27,x': give comma-separated whole numbers, e.g. 27,28,29."
+    assert result.stderr.strip() == (
+        "har: error: seeds '27,x': give distinct whole numbers of 0 or more separated by commas, like 27,28,29."
+    )
+
+
+def test_an_old_pipeline_json_with_its_training_settings_at_the_top_still_reads(tmp_path):
+    old = {"data_dir": str(tmp_path), "classes": ["TaiChi", "Swing"], "epochs": 3, "sequence_length": 8}
+    options = pipeline.Options.from_dict({**old, "image_size": 32, "seeds": [27]})
+    assert options.config == Config(classes=("TaiChi", "Swing"), epochs=3, sequence_length=8, image_size=32)
+
+
+@pytest.mark.slow
+def test_reproduce_trains_every_run_with_the_hyperparameters_it_was_given(demo_dataset, tmp_path):
+    source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
+    flags = ["--batch-size", "2", "--learning-rate", "0.0005", "--patience", "3", "--fast", "--splits", "report"]
+    result = har(tmp_path / "home", "reproduce", "--source", str(source), *TINY, *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = pipeline.list_pipelines(tmp_path / "home" / "models")
+    configs = [
+        json.loads((tmp_path / "home" / "models" / run / "metadata.json").read_text())["config"]
+        for run in job.run_ids()
+    ]
+    assert len(configs) == 2  # both models on the report's split
+    for config in configs:
+        assert (config["batch_size"], config["learning_rate"], config["patience"], config["trainer"]) == (
+            2,
+            0.0005,
+            3,
+            "twin",
+        )
+        assert (config["epochs"], config["sequence_length"], config["image_size"]) == (1, 8, 32)
 
 
 def test_until_cache_is_the_data_pages_job_and_a_second_start_skips_every_stage(demo_dataset, tmp_path):
     source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
-    options = pipeline.Options(
-        data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32, until="cache"
-    )
+    options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), config=SMALL_FRAMES, until="cache")
     first = pipeline.start(options, tmp_path / "models")
     assert first.wait(timeout=300) == "finished", first.events()
     assert first.stage_names() == ["extract", "cache"] and first.run_ids() == []
@@ -227,9 +264,7 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
 
 def test_a_stage_whose_output_was_deleted_runs_again(demo_dataset, tmp_path):
     source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
-    options = pipeline.Options(
-        data_dir=str(tmp_path / "data"), source=str(source), sequence_length=8, image_size=32, until="cache"
-    )
+    options = pipeline.Options(data_dir=str(tmp_path / "data"), source=str(source), config=SMALL_FRAMES, until="cache")
     first = pipeline.start(options, tmp_path / "models")
     assert first.wait(timeout=300) == "finished", first.events()
     shutil.rmtree(first.cache())  # deleted by hand: the record alone must not skip the stage

@@ -13,6 +13,7 @@ import pytest
 
 from har import jobs
 from har.config import Config
+from har.jobs import list_all_runs
 from har.runs import find_run, list_runs
 
 TINY = Config(epochs=2, batch_size=8)
@@ -99,7 +100,8 @@ def test_a_job_reports_events_and_refuses_a_second_job(tiny_cache, tmp_path):
     assert jobs.current(tmp_path).id == job.id  # a new caller re-attaches
     assert job.wait(300) == "finished"
     kinds = [event["event"] for event in job.events()]
-    assert kinds.count("started") == 2 and kinds.count("finished") == 2 and kinds[-1] == "job_finished"
+    assert kinds.count("started") == 2 and kinds.count("finished") == 2
+    assert kinds[-2:] == ["job_finished", "exited"] and job.events()[-1]["code"] == 0  # the supervisor's last word
     assert [run.status for run in list_runs(tmp_path)] == ["finished", "finished"]
     assert jobs.current(tmp_path) is None
     assert jobs.start(tiny_cache, ["lrcn"], tmp_path, config=FAST).wait(300) == "finished"  # the lock was released
@@ -162,7 +164,8 @@ def test_a_run_killed_at_a_random_epoch_resumes_into_the_uninterrupted_run(tiny_
     wait_for_epoch(job, kill_after)
     os.kill(job.pid(), signal.SIGKILL)  # the supervisor; the trainer dies with it
     assert job.wait(60) == "killed"
-    assert [run.status for run in list_runs(tmp_path / "cut")] == ["failed"]
+    assert list_runs(tmp_path / "cut") == []  # nothing saved: the run is known from its job alone
+    assert [run.status for run in list_all_runs(tmp_path / "cut")] == ["failed"]
 
     result = subprocess.run(
         [sys.executable, "-m", "har", "--models-dir", str(tmp_path / "cut"), "train", "--resume", job.id],
@@ -261,6 +264,24 @@ def test_a_run_that_learned_is_not_marked_at_chance(trained):
     assert events[-1]["at_chance"] is False
 
 
+def test_a_run_failing_inside_keras_logs_its_traceback_to_the_job_and_says_one_line(tiny_cache, tmp_path):
+    """A cache whose labels name a class it does not have: Keras fails at the first batch, inside fit."""
+    import shutil
+
+    broken = shutil.copytree(tiny_cache, tmp_path / "broken-cache")
+    labels = np.load(broken / "labels.npy")
+    np.save(broken / "labels.npy", np.full_like(labels, 99))  # to_categorical(99, 4) raises IndexError
+    job = jobs.start(broken, ["lrcn"], tmp_path / "models", config=FAST)
+    assert job.wait(300) == "failed"
+    (run,) = list_runs(tmp_path / "models")
+    assert run.status == "failed" and run.reason.startswith("IndexError: ") and "\n" not in run.reason
+    (failed,) = [event for event in job.events() if event["event"] == "failed"]
+    assert failed["reason"] == run.reason == job.failure()
+    log = (job.folder / "process.log").read_text()
+    assert f"run {run.id} failed inside Keras" in log and "Traceback (most recent call last)" in log
+    assert "IndexError" in log.split("Traceback (most recent call last)", 1)[1]
+
+
 def test_nan_loss_fails_the_run_with_a_message(tiny_cache, tmp_path):
     from har.training import train_run
 
@@ -311,10 +332,10 @@ def test_mirrored_strategy_trains_on_two_logical_cpu_devices(tiny_cache, tmp_pat
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from har.config import Config
         from har.training import train_run
-        run = train_run({str(tiny_cache)!r}, "lrcn", {str(tmp_path)!r}, config=Config(epochs=1, batch_size=8),
-                        run_id="mirrored", distribute="mirrored")
+        run = train_run({str(tiny_cache)!r}, "lrcn", {str(tmp_path)!r},
+                        config=Config(epochs=1, batch_size=8, distribute="mirrored"), run_id="mirrored")
         meta = json.loads((run / "metadata.json").read_text())
-        print(meta["status"], meta["replicas"], meta["distribute"])
+        print(meta["status"], meta["replicas"], meta["config"]["distribute"])
         """
     )
     assert out.split("\n")[0] == "finished 2 mirrored"
@@ -334,10 +355,10 @@ def test_multiworker_strategy_trains_two_local_workers_in_step(tiny_cache, tmp_p
         import json, sys
         from har.config import Config
         from har.training import train_run
-        run = train_run({str(tiny_cache)!r}, "lrcn", sys.argv[1], config=Config(epochs=1, batch_size=8),
-                        run_id="worker-" + sys.argv[2], distribute="multiworker")
+        run = train_run({str(tiny_cache)!r}, "lrcn", sys.argv[1],
+                        config=Config(epochs=1, batch_size=8, distribute="multiworker"), run_id="worker-" + sys.argv[2])
         meta = json.loads((run / "metadata.json").read_text())
-        print(meta["status"], meta["replicas"], meta["distribute"], meta["worker"])
+        print(meta["status"], meta["replicas"], meta["config"]["distribute"], meta["worker"])
         """
     )
     workers = []
@@ -370,12 +391,13 @@ def test_multiworker_strategy_trains_two_local_workers_in_step(tiny_cache, tmp_p
 
 
 def test_mixed_precision_without_a_gpu_is_refused_with_a_message(tiny_cache, tmp_path):
-    from har.training import has_gpu, train_run
+    from har.devices import has_gpu
+    from har.training import train_run
 
     if has_gpu():
         pytest.skip("this machine has a GPU, where float16 training is allowed")
     with pytest.raises(ValueError, match="--mixed-precision: float16 training needs a GPU"):
-        train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=1), run_id="mixed", mixed_precision=True)
+        train_run(tiny_cache, "lrcn", tmp_path, config=Config(epochs=1, mixed_precision=True), run_id="mixed")
     assert not any(tmp_path.iterdir())  # nothing half-made
 
 

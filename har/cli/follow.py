@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from har.background import attempt_start
+
 POLL_SECONDS = 0.3
 
 
@@ -103,6 +105,11 @@ class EventPrinter:
     def on_pipeline_failed(self, event: dict, name: str) -> None:
         print(f"har: error: {event['reason']}", file=sys.stderr)
 
+    def on_exited(self, event: dict, name: str) -> None:
+        """The supervisor's word on a child that died (a signal, an out-of-memory kill, a crash)."""
+        if event.get("reason"):
+            print(f"har: error: {event['reason']}", file=sys.stderr)
+
 
 def follow(process, seen: int | None = None, *, what: str, continue_hint: str) -> int:
     """Shows a job's or pipeline's events (by default from its latest attempt on) until it ends.
@@ -116,8 +123,7 @@ def follow(process, seen: int | None = None, *, what: str, continue_hint: str) -
     Returns 0 only if it finished.
     """
     if seen is None:
-        events = process.events()
-        seen = max((index for index, event in enumerate(events) if event["event"] == "attempt"), default=0)
+        seen = attempt_start(process.events())
     # A job of one seed names its runs by model; one of several seeds, and a pipeline, by run id.
     printer = EventPrinter(several_runs=len(getattr(process, "seeds", ())) != 1)
     while True:

@@ -6,7 +6,14 @@ import contextlib
 import json
 import sys
 
-from har.cli.common import add_frame_options, add_insecure_tls, add_training_options, parse_classes, ucf50_classes
+from har.cli.common import (
+    add_frame_options,
+    add_insecure_tls,
+    add_training_options,
+    parse_classes,
+    training_config,
+    ucf50_classes,
+)
 from har.cli.follow import follow
 from har.config import REPORT_CLASSES, SPLITS, Config, parse_seeds
 
@@ -46,12 +53,15 @@ def run(args) -> int:
         data_dir=str(args.data_dir),
         source=args.source,
         url=args.url,
-        classes=ucf50_classes(args.classes),
+        # Every run's settings (batch size, learning rate, patience, trainer included); seeds and splits are each run's.
+        config=training_config(
+            args,
+            classes=ucf50_classes(args.classes),
+            sequence_length=args.sequence_length,
+            image_size=args.image_size,
+        ),
         splits=parse_classes(args.splits),
         seeds=parse_seeds(args.seeds),
-        epochs=args.epochs,
-        sequence_length=args.sequence_length,
-        image_size=args.image_size,
         until=args.until,
         insecure_tls=args.insecure_tls,
     )

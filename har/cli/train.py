@@ -7,7 +7,7 @@ from pathlib import Path
 
 from har.cli.common import add_training_options, training_config
 from har.cli.follow import follow
-from har.config import MODEL_NAMES, SPLITS, Config, parse_seeds
+from har.config import DISTRIBUTIONS, MODEL_NAMES, SPLITS, Config, parse_seeds
 
 
 def add_parser(commands) -> None:
@@ -27,7 +27,7 @@ def add_parser(commands) -> None:
         "--seeds",
         help="comma-separated seeds, one run per seed and model, e.g. 27,28,29 (shows how much of a result is luck)",
     )
-    train.add_argument("--distribute", choices=("mirrored", "multiworker"), help="train on several GPUs or hosts")
+    train.add_argument("--distribute", choices=DISTRIBUTIONS, help="train on several GPUs or hosts")
     train.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
     train.add_argument("--detach", action="store_true", help="start the job and return at once")
     train.add_argument("--resume", metavar="JOB", help="resume a killed or cancelled job instead of starting one")
@@ -40,7 +40,9 @@ def run(args) -> int:
     if args.resume:
         job = jobs.resume(args.models_dir, args.resume)
     else:
-        config = training_config(args, split=args.split, seed=args.seed)
+        config = training_config(
+            args, split=args.split, seed=args.seed, distribute=args.distribute, mixed_precision=args.mixed_precision
+        )
         models = list(MODEL_NAMES) if args.model == "both" else [args.model]
         job = jobs.start(
             frame_cache(args),
@@ -48,8 +50,6 @@ def run(args) -> int:
             args.models_dir,
             config=config,
             seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
-            distribute=args.distribute,
-            mixed_precision=args.mixed_precision,
         )
     seeds = f"; seeds {', '.join(map(str, job.seeds))}" if len(job.seeds) > 1 else ""
     print(
