@@ -33,10 +33,10 @@ import keras
 import numpy as np
 
 from har.gradcam import cam_function, chain, inner_layer, is_per_frame, network_layers, scaled, with_penultimate
-from har.inference import Predictor
+from har.inference import Predictor, preprocessing
 from har.ood import OodReference, appearance, no_ood
 from har.runs import Run
-from har.video import Clip, decode_clip
+from har.video import Clip, check_video_file, decode_clip
 
 SHUFFLE_SEED = 27  # the project's seed: the shuffled order is the same on every call
 MIN_HEAT_SIDE = 4  # Grad-CAM uses the last convolution whose output is at least this many pixels wide
@@ -303,10 +303,16 @@ def explain_clip(path: str | os.PathLike, runs: list[Run], models_dir: str | os.
     """`har explain --json`: every run's `Explanation.to_json()` for one video file.
 
     `decoder(path, sequence_length, image_size) -> Clip` reads the clip (default `har.video.decode_clip`);
-    runs sharing a sequence length and frame size share one decode.
+    runs sharing a sequence length and frame size share one decode. The clip is decoded at every run's
+    settings, read from its metadata, before any model is loaded: a bad file costs no model load.
+
+    Raises:
+        VideoError: no such file, or not a readable video.
     """
     decoder = decoder or decode_clip
-    clips: dict[tuple[int, int], Clip] = {}
+    check_video_file(path)
+    keys = [preprocessing(run.metadata)[1:] for run in runs]
+    clips: dict[tuple[int, int], Clip] = {key: decoder(path, *key) for key in dict.fromkeys(keys)}
     results = []
     for run in runs:
         explainer = Explainer(Predictor.from_run(run, models_dir), run)

@@ -19,7 +19,7 @@ from har.inference import Predictor
 from har.models import build_model
 from har.ood import APPEARANCE_SIZE, OOD_FILE, OodReference, appearance
 from har.runs import find_run
-from har.video import decode_clip, sample_indices
+from har.video import VideoError, decode_clip, sample_indices
 from tests.media import write_with_opencv
 
 CLASSES = ("HorseRace", "Swing", "TaiChi", "WalkingWithDog")
@@ -292,16 +292,28 @@ def test_cli_explain_mistakes_get_one_line(run_copy, tmp_path):
     _, models_dir = run_copy
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video")
+    # The clip is decoded at the chosen runs' own settings, so an unknown run (or none) is named first.
     for args, fragment in (
         ([str(bad)], str(bad)),
-        ([str(bad), "--run", "no-such-run"], str(bad)),
+        ([str(bad), "--run", "no-such-run"], "no-such-run: no such run"),
         (["missing.avi"], "no such file"),
     ):
         code, _, err = har("explain", *args, "--json", models_dir=models_dir)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("har: error: ") and fragment in lines[0], err
     code, _, err = har("explain", str(bad), models_dir=tmp_path / "empty")
-    assert code == 2 and str(bad) in err
+    assert code == 2 and "no finished runs" in err
+
+
+def test_explain_clip_refuses_a_non_video_before_loading_any_model(run_copy, tmp_path, monkeypatch):
+    from har import explain
+
+    run, models_dir = run_copy
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    monkeypatch.setattr(explain.Predictor, "from_run", lambda *args: pytest.fail("a model was loaded"))
+    with pytest.raises(VideoError, match="notes.mp4"):
+        explain.explain_clip(bad, [run], models_dir)
 
 
 def test_heat_overlay_keeps_cold_pixels_darker_blue_and_hot_ones_red():
