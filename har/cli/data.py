@@ -48,29 +48,36 @@ def add_parser(commands) -> None:
 
 
 def run_demo(args) -> int:
-    from har.datasets import generate_demo
+    from har.datasets import ensure_demo, generate_demo
 
     out = Path(args.out) if args.out else args.data_dir / "demo"
-    bar, update = progress_bar("generating demo clips")
-    with bar:
-        generate_demo(out, groups=args.groups, clips_per_group=args.clips_per_group, seed=args.seed, progress=update)
+    generate_bar, on_generate = progress_bar("generating demo clips")
+    decode_bar, on_decode = progress_bar("decoding demo clips")
+    settings = {"groups": args.groups, "clips_per_group": args.clips_per_group, "seed": args.seed}
+    with generate_bar, decode_bar:
+        if args.no_cache:
+            generate_demo(out, **settings, progress=on_generate)
+        else:
+            # `har train` and the app's Train page read this cache: the README's next command works at once.
+            demo = ensure_demo(
+                args.data_dir, Config(), dataset=out, **settings, on_generate=on_generate, on_decode=on_decode
+            )
     print(f"demo dataset ready: {out}")
     if not args.no_cache:
-        # `har train` and the app's Train page read this cache: the README's next command works at once.
-        print(f"frame cache ready: {demo_cache(out, args.data_dir)}")
+        print(f"frame cache ready: {demo.cache}")
     return 0
 
 
 def demo_cache(demo: Path, data_dir: Path) -> Path:
-    """The demo's frame cache at the report's settings, reused when already up to date."""
-    from har.datasets import build_cache, default_cache_path
+    """The frame cache of the demo dataset at `demo`, at the report's settings, built if missing."""
+    from har.datasets import build_cache, demo_cache_path
 
     config = Config()
     bar, update = progress_bar("decoding demo clips")
     with bar:
         return build_cache(
             demo,
-            default_cache_path(data_dir, demo, config.sequence_length, config.image_size),
+            demo_cache_path(data_dir, config, demo),
             sequence_length=config.sequence_length,
             image_size=config.image_size,
             progress=update,
@@ -79,6 +86,7 @@ def demo_cache(demo: Path, data_dir: Path) -> Path:
 
 def run_ucf50(args) -> int:
     from har.datasets import ucf50
+    from har.download import insecure_tls_requested
 
     download_bar, on_download = progress_bar("downloading UCF50", unit="B", unit_scale=True, unit_divisor=1024)
     extract_bar, on_extract = progress_bar("extracting")
@@ -90,7 +98,7 @@ def run_ucf50(args) -> int:
             url=args.url or ucf50.UCF50_URL,
             on_download=on_download,
             on_extract=on_extract,
-            insecure_tls=args.insecure_tls,
+            insecure_tls=insecure_tls_requested(args.insecure_tls),
         )
     print(f"UCF50 classes ready: {root}")
     return 0

@@ -48,6 +48,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from har import pipeline
+    from har.download import insecure_tls_requested
 
     options = pipeline.Options(
         data_dir=str(args.data_dir),
@@ -63,7 +64,7 @@ def run(args) -> int:
         splits=parse_classes(args.splits),
         seeds=parse_seeds(args.seeds),
         until=args.until,
-        insecure_tls=args.insecure_tls,
+        insecure_tls=insecure_tls_requested(args.insecure_tls),
     )
     job = pipeline.start(options, args.models_dir)
     seen = job.first_event  # a pipeline that continues has the events of its earlier tries

@@ -71,15 +71,15 @@ def run(args) -> int:
 def frame_cache(args) -> Path:
     """--data, else the demo's cache at the report's settings (built first when only the demo is here)."""
     from har.cli.data import demo_cache
-    from har.datasets import default_cache_path
+    from har.datasets import demo_cache_path
 
     if args.data:
         data = Path(args.data)
         if not (data / "meta.json").is_file():
             raise FileNotFoundError(f"{data}: no frame cache there; build one with `har data build`, or pass --data.")
         return data
-    demo, defaults = args.data_dir / "demo", Config()
-    data = default_cache_path(args.data_dir, demo, defaults.sequence_length, defaults.image_size)
+    demo = args.data_dir / "demo"
+    data = demo_cache_path(args.data_dir, Config(), demo)
     if (data / "meta.json").is_file():
         return data
     if not demo.is_dir():
