@@ -136,9 +136,9 @@ def test_arguments_are_checked_before_tensorflow_is_imported(tmp_path, args, fra
     assert_user_error(result.returncode, "\n".join(message), *fragments)
 
 
-def test_a_text_file_named_like_a_video_gets_one_line_without_opencv_warnings(tmp_path):
+def test_a_text_file_named_like_a_video_gets_one_line_without_opencv_warnings(tmp_path, trained):
     (tmp_path / "notes.avi").write_text("plain text, not a video\n" * 20)
-    code, _, err = har("predict", "notes.avi", cwd=tmp_path)
+    code, _, err = har("--models-dir", str(trained[2]), "predict", "notes.avi", cwd=tmp_path)
     assert_user_error(code, err, "notes.avi", "cannot be opened")
 
 
