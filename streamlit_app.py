@@ -1,14 +1,17 @@
 """HAR Studio in the browser: `streamlit run streamlit_app.py`.
 
-The entry file is only a frame: page config, navigation, and where data and models live. Each page in
-`pages/` reads its widgets, calls one `har` function and renders the result.
+The entry file is only a frame: the settings read from the environment, page config, navigation, the owner's
+sign-in. Each page in `pages/` reads its widgets, calls `har` and renders the result; what pages share is in `app/`.
 """
+
+import os
 
 import streamlit as st
 
-from har import access
-from pages._ui import owner_sign_in, paths
+from app.settings import setup
+from app.ui import owner_sign_in
 
+settings = setup(os.environ)  # the one place the app reads its environment
 st.set_page_config(page_title="HAR Studio", page_icon=":material/directions_run:", layout="wide")
 
 navigation = st.navigation(
@@ -22,7 +25,6 @@ navigation = st.navigation(
     ]
 )
 owner_sign_in()
-if not access.public_mode():  # a public server keeps its folder names to itself
-    data_dir, models_dir = paths()
-    st.sidebar.caption(f"Data: `{data_dir}`  \nModels: `{models_dir}`")
+if not settings.public:  # a public server keeps its folder names to itself
+    st.sidebar.caption(f"Data: `{settings.data_dir}`  \nModels: `{settings.models_dir}`")
 navigation.run()

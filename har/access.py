@@ -4,7 +4,8 @@
 and compare; no widget takes a server path or a URL from them. Owner actions (getting datasets, building
 caches, training, cancelling, deleting or importing runs) need the owner token, `HAR_OWNER_TOKEN` (a Space
 secret), typed once per browser session; without a token set, nobody may do them in public mode. Local runs
-(`HAR_PUBLIC` unset) allow everything, as a local tool should.
+(`HAR_PUBLIC` unset) allow everything, as a local tool should. The app's entry point reads these once
+(`Access.from_environment`, `UploadLimits.from_environment`); nothing here looks at the environment itself.
 
 Uploads on a public server are also rationed per visitor (`UploadAllowance`) and written only to a capped
 scratch folder (`ScratchSpace`), so one visitor cannot fill the disk or starve the others.
@@ -12,8 +13,8 @@ scratch folder (`ScratchSpace`), so one visitor cannot fill the disk or starve t
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
-import os
 import shutil
 import threading
 import time
@@ -23,34 +24,45 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 OWNER_ACTIONS = "getting datasets, building caches, training, cancelling, deleting or importing runs"
+_TRUE = ("1", "true", "yes", "on")
 
 
-def public_mode() -> bool:
-    return os.environ.get("HAR_PUBLIC", "").strip().lower() in ("1", "true", "yes", "on")
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """Who may take owner actions on this server.
 
+    Args:
+        public: public mode (`HAR_PUBLIC`): visitors look and try, only the owner changes things.
+        owner_token: the owner's secret (`HAR_OWNER_TOKEN`); empty: nobody is the owner in public mode.
+    """
 
-def owner_token_configured() -> bool:
-    return bool(os.environ.get("HAR_OWNER_TOKEN", ""))
+    public: bool = False
+    owner_token: str = dataclasses.field(default="", repr=False)
 
-
-def is_owner(token: str | None) -> bool:
-    """True off public mode; in it, only for the owner token, compared in constant time."""
-    if not public_mode():
-        return True
-    expected = os.environ.get("HAR_OWNER_TOKEN", "")
-    if not expected or not token:
-        return False
-    return hmac.compare_digest(token.encode(), expected.encode())
-
-
-def refusal() -> str:
-    """What a visitor is told when they reach for an owner action."""
-    if not owner_token_configured():
-        return (
-            f"This is a public copy of HAR Studio: {OWNER_ACTIONS} are switched off here (no owner token is "
-            "set). Run it on your own machine to do them."
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Access:
+        """`HAR_PUBLIC` (1, true, yes or on) and `HAR_OWNER_TOKEN`, as the app's entry point reads them."""
+        return cls(
+            public=environ.get("HAR_PUBLIC", "").strip().lower() in _TRUE,
+            owner_token=environ.get("HAR_OWNER_TOKEN", ""),
         )
-    return f"Owner only: {OWNER_ACTIONS} need the owner token, entered in the sidebar."
+
+    def is_owner(self, token: str | None) -> bool:
+        """True off public mode; in it, only for the owner token, compared in constant time."""
+        if not self.public:
+            return True
+        if not self.owner_token or not token:
+            return False
+        return hmac.compare_digest(token.encode(), self.owner_token.encode())
+
+    def refusal(self) -> str:
+        """What a visitor is told when they reach for an owner action."""
+        if not self.owner_token:
+            return (
+                f"This is a public copy of HAR Studio: {OWNER_ACTIONS} are switched off here (no owner token is "
+                "set). Run it on your own machine to do them."
+            )
+        return f"Owner only: {OWNER_ACTIONS} need the owner token, entered in the sidebar."
 
 
 def visitor_key(headers: Mapping[str, str], remote_ip: str | None, session_id: str) -> str:
@@ -66,6 +78,42 @@ def visitor_key(headers: Mapping[str, str], remote_ip: str | None, session_id: s
     if first:
         return f"forwarded:{first}"
     return f"address:{remote_ip}" if remote_ip else f"session:{session_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadLimits:
+    """A public server's ration of uploads: `uploads` clips and `megabytes` MB per visitor every
+    `window_seconds`, and at most `scratch_megabytes` MB of uploads on its disk at once."""
+
+    uploads: int = 20
+    megabytes: float = 400
+    window_seconds: float = 60
+    scratch_megabytes: float = 2048
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> UploadLimits:
+        """The defaults, or `HAR_UPLOADS` clips and `HAR_UPLOAD_MB` MB per `HAR_UPLOAD_WINDOW_SECONDS`, for an
+        owner who wants a looser or stricter ration.
+
+        Raises:
+            ValueError: one of them is not a number.
+        """
+        defaults = cls()
+        try:
+            return cls(
+                uploads=int(environ.get("HAR_UPLOADS", defaults.uploads)),
+                megabytes=float(environ.get("HAR_UPLOAD_MB", defaults.megabytes)),
+                window_seconds=float(environ.get("HAR_UPLOAD_WINDOW_SECONDS", defaults.window_seconds)),
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"HAR_UPLOADS, HAR_UPLOAD_MB and HAR_UPLOAD_WINDOW_SECONDS must be numbers: {error}"
+            ) from None
+
+    def allowance(self, clock: Callable[[], float] = time.monotonic) -> UploadAllowance:
+        return UploadAllowance(
+            uploads=self.uploads, megabytes=self.megabytes, window_seconds=self.window_seconds, clock=clock
+        )
 
 
 class UploadAllowance:
@@ -85,21 +133,6 @@ class UploadAllowance:
         self.uploads, self.bytes, self.window, self.clock = uploads, int(megabytes * 1e6), window_seconds, clock
         self._seen: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_environment(cls) -> UploadAllowance:
-        """The server's allowance: the defaults, or `HAR_UPLOADS` clips and `HAR_UPLOAD_MB` MB per
-        `HAR_UPLOAD_WINDOW_SECONDS`, for an owner who wants a looser or stricter ration."""
-        try:
-            return cls(
-                uploads=int(os.environ.get("HAR_UPLOADS", 20)),
-                megabytes=float(os.environ.get("HAR_UPLOAD_MB", 400)),
-                window_seconds=float(os.environ.get("HAR_UPLOAD_WINDOW_SECONDS", 60)),
-            )
-        except ValueError as error:
-            raise ValueError(
-                f"HAR_UPLOADS, HAR_UPLOAD_MB and HAR_UPLOAD_WINDOW_SECONDS must be numbers: {error}"
-            ) from None
 
     def admit(self, visitor: str, size: int) -> str | None:
         """Records an upload of `size` bytes; returns None if allowed, else a one-line reason with the wait."""

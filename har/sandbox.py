@@ -6,13 +6,15 @@ forked from a small server that already imported OpenCV (multiprocessing's forks
 milliseconds; the child is killed when its time is up, and a crash becomes a VideoError.
 
 A server takes uploads from many visitors at once, so such children (and the ffmpeg that makes a browser
-preview) run a few at a time: `HAR_WORKERS` at most (default: the number of cores, at least 2). Twenty tabs
-uploading at once then hold a few children's memory, not twenty, and on a small machine they finish no later.
+preview) run a few at a time: `configure_workers(n)` at most (the app's entry point passes `HAR_WORKERS`;
+default: the number of cores, at least 2). Twenty tabs uploading at once then hold a few children's memory, not
+twenty, and on a small machine they finish no later.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -20,8 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from har import _child_main
+from har.config import Config
 from har.video import Clip, VideoError, browser_video, decode_clip
 
+_DEFAULTS = Config()
 # What an upload may be: 10 minutes, 4K.
 UPLOAD_MAX_SECONDS = 600.0
 UPLOAD_MAX_PIXELS = 3840 * 2160
@@ -31,23 +35,48 @@ _context = _child_main.context("forkserver")
 _context.set_forkserver_preload(["har.video", "har.sandbox"])
 
 
-def _worker_count() -> int:
-    default = max(2, os.cpu_count() or 1)
-    value = os.environ.get("HAR_WORKERS", "")
+def default_workers() -> int:
+    """The number of cores, at least 2."""
+    return max(2, os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=8)  # a wrong value is warned about once, not on every page run
+def worker_count(value: str | None) -> int:
+    """`HAR_WORKERS` as the entry point read it: a positive whole number, else (with a warning naming it) the
+    default; empty or None: the default."""
+    if value is None or not value.strip():
+        return default_workers()
     if value.strip().isdigit() and int(value) > 0:
         return int(value)
-    if value:
-        logging.getLogger(__name__).warning("HAR_WORKERS=%r is not a positive whole number; using %d", value, default)
-    return default
+    logging.getLogger(__name__).warning(
+        "HAR_WORKERS=%r is not a positive whole number; using %d", value, default_workers()
+    )
+    return default_workers()
 
 
-_slots = threading.BoundedSemaphore(_worker_count())
+_slots: tuple[int, threading.BoundedSemaphore] | None = None  # (count, the semaphore)
+_slots_lock = threading.Lock()
+
+
+def configure_workers(count: int) -> None:
+    """At most `count` children work on uploads at once, from now on (the app's entry point calls this with
+    `worker_count($HAR_WORKERS)`; until then, `default_workers()`). Children already at work finish in their
+    old slots."""
+    global _slots
+    if count < 1:
+        raise ValueError(f"workers={count!r}: must be a positive whole number.")
+    with _slots_lock:
+        if _slots is None or _slots[0] != count:
+            _slots = (count, threading.BoundedSemaphore(count))
 
 
 @contextlib.contextmanager
 def worker_slot():
     """Holds one of the server's slots for a child process working on an upload (waiting is not timed)."""
-    with _slots:
+    if _slots is None:
+        configure_workers(default_workers())
+    _, slots = _slots
+    with slots:
         yield
 
 
@@ -60,8 +89,8 @@ def start_decoder_server() -> None:
 
 def decode_untrusted(
     path: str | os.PathLike,
-    sequence_length: int = 20,
-    image_size: int = 64,
+    sequence_length: int = _DEFAULTS.sequence_length,
+    image_size: int = _DEFAULTS.image_size,
     *,
     timeout: float = 60.0,
     max_seconds: float = UPLOAD_MAX_SECONDS,
@@ -69,6 +98,12 @@ def decode_untrusted(
     decoder: Callable[..., Clip] = decode_clip,
 ) -> Clip:
     """`decode_clip` in a child process with a hard time limit and the upload size limits.
+
+    Args:
+        sequence_length, image_size: the preprocessing of the run that will read the frames (default: `Config`'s).
+
+    Returns:
+        The Clip; its frames are (sequence_length, image_size, image_size, 3) uint8 RGB.
 
     Raises:
         VideoError: the file is unreadable, too long or too large, or the decoder crashed or hung.

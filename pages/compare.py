@@ -1,36 +1,26 @@
 """ConvLSTM vs LRCN: the runs the user picks, beside the report's numbers."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from har.evaluation import compare
+from app.study import (
+    at_chance_warnings,
+    calibration,
+    comparison,
+    mistakes,
+    seed_spread,
+    split_lesson,
+    test_predictions,
+)
+from app.ui import MODEL_LABELS, finished_runs, paths
 from har.glossary import GLOSSARY
 from har.report import REPORT_RESULTS
 from har.runs import latest_study, list_runs
-from pages._study import at_chance_warnings, calibration, mistakes, seed_spread, split_lesson, test_predictions
-from pages._ui import MODEL_LABELS, finished_runs, paths
 
 _, models_dir = paths()
-
-
-@st.cache_data(show_spinner="Evaluating on the test split...")
-def comparison(run_ids: tuple[str, ...], models_folder: str, stamp: float) -> dict:
-    """compare()'s table plus each run's saved evaluation (its confusion matrix); `stamp` is the newest model's
-    mtime, so a retrained run is evaluated again."""
-    from har.quiet import import_keras
-
-    import_keras()  # evaluating loads the models: without TensorFlow's C++ start-up lines on the terminal
-    table = compare(list(run_ids), models_folder)
-    table["evaluations"] = {
-        run_id: json.loads((Path(models_folder) / run_id / "evaluation.json").read_text()) for run_id in run_ids
-    }
-    return table
 
 
 def run_label(run) -> str:
@@ -133,24 +123,24 @@ def training_curves(runs) -> go.Figure:
     return figure
 
 
-def confusion_matrices(runs, table: dict, normalise: bool) -> go.Figure:
+def confusion_matrices(table: dict, runs, normalise: bool) -> go.Figure:
     """Every picked run's confusion matrix on one colour scale (counts, or each true class's row to 100%)."""
-    evaluations = [table["evaluations"][run.id] for run in runs]
+    rows = table["runs"]
+    by_id = {run.id: run for run in runs}
     matrices = []
-    for evaluation in evaluations:
-        matrix = np.array(evaluation["confusion_matrix"], dtype=float)
+    for row in rows:
+        matrix = np.array(row["confusion_matrix"], dtype=float)
         if normalise:
             matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         matrices.append(matrix)
-    figure = make_subplots(
-        rows=1, cols=len(runs), subplot_titles=[run_label(run) for run in runs], horizontal_spacing=0.08
-    )
-    for i, (evaluation, matrix) in enumerate(zip(evaluations, matrices), 1):
+    titles = [run_label(by_id[row["run_id"]]) for row in rows]
+    figure = make_subplots(rows=1, cols=len(rows), subplot_titles=titles, horizontal_spacing=0.08)
+    for i, (row, matrix) in enumerate(zip(rows, matrices), 1):
         text = [[f"{value:.0%}" if normalise else f"{value:.0f}" for value in row] for row in matrix]
         figure.add_heatmap(
             z=matrix.tolist(),
-            x=evaluation["classes"],
-            y=evaluation["classes"],
+            x=row["class_names"],
+            y=row["class_names"],
             text=text,
             texttemplate="%{text}",
             coloraxis="coloraxis",
@@ -177,8 +167,7 @@ if not runs:
     st.info("Pick at least one run above.")
     st.stop()
 try:
-    stamp = max((run.path / "model.keras").stat().st_mtime for run in runs)
-    table = comparison(tuple(run.id for run in runs), str(models_dir), stamp)
+    table = comparison(runs, models_dir)
 except (OSError, ValueError) as error:
     st.error(str(error))
     st.stop()
@@ -193,7 +182,7 @@ st.subheader("Training curves", help=GLOSSARY["loss curves"])
 st.plotly_chart(training_curves(runs), width="stretch")
 st.subheader("Confusion matrices (test split)", help=GLOSSARY["confusion matrix"])
 normalise = st.radio("Show", ["counts", "share of each true class"], horizontal=True) != "counts"
-st.plotly_chart(confusion_matrices(runs, table, normalise), width="stretch")
+st.plotly_chart(confusion_matrices(table, runs, normalise), width="stretch")
 predictions = test_predictions(runs, models_dir)
 mistakes(predictions)
 calibration(predictions)

@@ -5,37 +5,45 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from har import access, jobs, pipeline
-from har.config import REPORT_CLASSES
-from har.datasets import DEMO_CLASSES, build_cache, default_cache_path, generate_demo, layout, list_caches, load_cache
+from app.ui import demo_settings, owner_only, paths, pipeline_panel, progress_callback
+from app.ui import public as public_mode
+from har import jobs, pipeline
+from har.config import REPORT_CLASSES, Config
+from har.datasets import DEMO_CLASSES, demo_cache_path, ensure_demo, layout, list_caches, load_cache
 from har.datasets.ucf50 import UCF50_CLASSES, UCF50_URL
 from har.glossary import GLOSSARY
 from har.services import prepare_cache
 from har.video import frame_strip
-from pages._ui import owner_only, paths, pipeline_panel, progress_callback
 
 data_dir, models_dir = paths()
+DEFAULTS = Config()  # the report's frames per clip and frame size
 
 
-def demo_status(demo: Path, cache: Path) -> None:
+def demo_status() -> None:
     """Generates the demo and builds its cache (the one Train uses by default), saying what was already there."""
-    existed = (demo / "demo.json").is_file() and (cache / "meta.json").is_file()
     with st.status("Generating the demo dataset...", expanded=True) as status:
         bar = st.progress(0.0)
-        generate_demo(demo, progress=progress_callback(bar, "clips"))
-        build_cache(demo, cache, progress=progress_callback(bar, "frames"))
-        done = "was already here: reused" if existed else "ready"
+        demo = ensure_demo(
+            data_dir,
+            DEFAULTS,
+            **demo_settings(data_dir),
+            on_generate=progress_callback(bar, "clips"),
+            on_decode=progress_callback(bar, "frames"),
+        )
         status.update(
-            label=f"Demo dataset and frame cache: {'already here, reused' if existed else 'ready'}",
+            label=f"Demo dataset and frame cache: {'already here, reused' if demo.reused else 'ready'}",
             state="complete",
             expanded=False,
         )
-    st.success(f"Demo dataset {done}: `{demo}`, frame cache `{cache.name}`. Next: train on the Train page.")
+    done = "was already here: reused" if demo.reused else "ready"
+    st.success(
+        f"Demo dataset {done}: `{demo.dataset}`, frame cache `{demo.cache.name}`. Next: train on the Train page."
+    )
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
 
 
 st.title("Data")
-public = access.public_mode()
+public = public_mode()
 
 demo_tab, ucf50_tab = st.tabs(["Built-in demo", "UCF50"])
 with demo_tab:
@@ -43,7 +51,7 @@ with demo_tab:
         f"Synthetic actions ({', '.join(DEMO_CLASSES)}) performed by stick figures over varied scenes, "
         "written as real XVID videos in UCF50's layout. Works offline."
     )
-    demo_cache = default_cache_path(data_dir, data_dir / "demo", 20, 64)
+    demo_cache = demo_cache_path(data_dir, DEFAULTS)
     if (demo_cache / "meta.json").is_file():
         st.caption(
             f"Already here: the demo dataset and its frame cache `{demo_cache.name}`. Generating again "
@@ -51,7 +59,7 @@ with demo_tab:
         )
     if owner_only("Generating the demo") and st.button("Generate the demo dataset", type="primary"):
         try:
-            demo_status(data_dir / "demo", demo_cache)
+            demo_status()
         except (OSError, ValueError) as error:
             st.error(
                 f"The demo could not be generated: {error}. Free some disk space or check the data folder, "
@@ -75,7 +83,7 @@ with ucf50_tab:
                     data_dir=str(data_dir),
                     source=source.strip() or None,
                     url=url.strip() or None,
-                    classes=tuple(classes or REPORT_CLASSES),
+                    config=DEFAULTS.replace(classes=tuple(classes or REPORT_CLASSES)),
                     until="cache",
                 )
                 started = pipeline.start(options, models_dir)
@@ -110,8 +118,8 @@ if owner_only("Building a frame cache"):
     default_classes = [name for name in REPORT_CLASSES if name in available] or available
     chosen = st.multiselect("Classes (label order)", available, default=default_classes, disabled=not available)
     left, right = st.columns(2)
-    sequence_length = left.number_input("Frames per clip", 2, 120, 20)
-    image_size = right.number_input("Frame size (pixels)", 16, 256, 64, step=16)
+    sequence_length = left.number_input("Frames per clip", 2, 120, DEFAULTS.sequence_length)
+    image_size = right.number_input("Frame size (pixels)", 16, 256, DEFAULTS.image_size, step=16)
     if st.button("Build the frame cache", type="primary", disabled=not source):
         bar = st.progress(0.0)
         try:

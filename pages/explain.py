@@ -1,20 +1,20 @@
 """Explain: what each trained model looks at in one clip, side by side."""
 
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from har.datasets import find_clips
-from har.explain import ORDERS, Explainer, heat_overlay, map_grid
+from app.clips import pick_clips
+from app.ui import MODEL_LABELS, finished_runs, paths, predictor_for
+from app.uploads import opened
+from har import uploads
+from har.drawing import heat_overlay, map_grid
+from har.explain import ORDERS, Explainer
 from har.glossary import GLOSSARY
-from har.sandbox import decode_untrusted
-from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, sample_indices
-from pages._ui import MODEL_LABELS, finished_runs, paths, predictor_for
+from har.video import VideoError, frame_strip, sample_indices
 
 data_dir, models_dir = paths()
+PREVIEW_SIZE = 48  # pixels of the frames shown for a chosen sequence length (a preview, not a model input)
 st.title("Explain")
 runs = finished_runs(models_dir)
 if not runs:
@@ -33,44 +33,37 @@ def explainer_for(run) -> Explainer:
     return _explainer(str(run.path), (run.path / "model.keras").stat().st_mtime, predictor_for(run, models_dir), run)
 
 
-upload = st.file_uploader("A video clip", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS])
-samples = find_clips(data_dir / "demo") if (data_dir / "demo").is_dir() else []
-sample = st.selectbox(
-    "...or a sample clip", [None, *samples], format_func=lambda clip: "none" if clip is None else clip.path.name
-)
-if upload is not None:
-    name, data = upload.name, upload.getvalue()
-elif sample is not None:
-    name, data = sample.path.name, sample.path.read_bytes()
-else:
-    st.caption("Upload a clip (mp4, avi, mov, webm, mkv, gif) or pick a sample to see what each model looks at.")
-    st.stop()
+def explain(path, explainers) -> tuple:
+    """Every explanation of the clip at `path`, its frame count, the sampled positions and their preview."""
+    clips = uploads.decode(path, [(e.sequence_length, e.image_size) for e in explainers])
+    explanations = [e.explain(clips[(e.sequence_length, e.image_size)]) for e in explainers]
+    frame_count = next(iter(clips.values())).frame_count
+    st.subheader("Which frames", help=GLOSSARY["sequence length"])
+    length = st.slider(
+        "Sequence length",
+        1,
+        min(max(frame_count, 1), 60),
+        explainers[0].sequence_length,
+        help="Move it to see which frames a model taking this many would sample.",
+    )
+    preview = uploads.decode(path, [(length, PREVIEW_SIZE)])[(length, PREVIEW_SIZE)]
+    return explanations, frame_count, sample_indices(frame_count, length), preview
 
-with tempfile.TemporaryDirectory() as folder:
-    path = Path(folder) / f"upload{Path(name).suffix.lower()}"
-    path.write_bytes(data)
-    try:
-        explainers = [explainer_for(run) for run in runs]
-        clips = {}
-        for explainer in explainers:
-            key = (explainer.sequence_length, explainer.image_size)
-            if key not in clips:
-                clips[key] = decode_untrusted(path, *key)  # in a child process: uploads are untrusted
-        explanations = [e.explain(clips[(e.sequence_length, e.image_size)]) for e in explainers]
-        frame_count = next(iter(clips.values())).frame_count
-        st.subheader("Which frames", help=GLOSSARY["sequence length"])
-        length = st.slider(
-            "Sequence length",
-            1,
-            min(max(frame_count, 1), 60),
-            explainers[0].sequence_length,
-            help="Move it to see which frames a model taking this many would sample.",
-        )
-        chosen = sample_indices(frame_count, length)
-        preview = decode_untrusted(path, length, 48)
-    except (VideoError, ValueError, OSError) as error:
-        st.error(str(error).replace(str(path), name))
-        st.stop()
+
+(clip,) = pick_clips(runs, several=False) or [None]
+if clip is None:
+    st.caption("Upload a clip (mp4, avi, mov, webm, mkv, gif) or pick a test clip to see what each model looks at.")
+    st.stop()
+try:
+    with opened(clip) as path:
+        try:
+            explanations, frame_count, chosen, preview = explain(path, [explainer_for(run) for run in runs])
+        except (VideoError, ValueError, OSError) as error:
+            st.error(uploads.shown(error, path, clip.name))
+            st.stop()
+except uploads.UploadRefused as error:
+    st.error(f"{clip.name}: {error}")
+    st.stop()
 
 timeline = pd.DataFrame(
     {"frame": range(frame_count), "sampled": ["sampled" if i in set(chosen) else "skipped" for i in range(frame_count)]}
@@ -88,7 +81,7 @@ chart.update_layout(margin={"t": 10, "b": 10}, legend_title_text="")
 st.plotly_chart(chart, width="stretch")
 st.image(
     frame_strip(preview.frames[: len(chosen)], columns=min(len(chosen), 20)),
-    caption=f"{len(chosen)} frames of {frame_count}: every {max(frame_count // length, 1)}th frame from 0",
+    caption=f"{len(chosen)} frames of {frame_count}: every {max(frame_count // len(chosen), 1)}th frame from 0",
 )
 
 st.subheader("The answers")

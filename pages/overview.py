@@ -1,20 +1,19 @@
 """What the report did and found, the two architectures, and a path through the app. No TensorFlow here."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from har import access, jobs, pipeline
+from app.settings import current
+from app.ui import owner_only, paths, pipeline_panel, public
+from har import jobs, pipeline, probe
+from har.config import Config
 from har.glossary import GLOSSARY
 from har.report import REPORT_LAYERS, REPORT_RESULTS
-from pages._ui import owner_only, paths, pipeline_panel
 
 data_dir, models_dir = paths()
+REPORT = Config()  # the report's recipe
 
 
 def storage_note() -> None:
@@ -24,7 +23,7 @@ def storage_note() -> None:
     where = storage.status(data_dir, models_dir)
     if where["persistent"]:
         return
-    if access.public_mode():  # no folder names for visitors
+    if public():  # no folder names for visitors
         st.warning(
             "Storage here is not persistent: runs trained on this Space vanish when it restarts.",
             icon=":material/cloud_off:",
@@ -37,7 +36,8 @@ st.title("HAR Studio")
 st.markdown(
     "A companion to the report **Human Activity Recognition using ConvLSTM and LRCN on UCF50** (Rana, 2025). "
     "It trained two Keras models on four UCF50 classes (WalkingWithDog, TaiChi, Swing, HorseRace), "
-    "20 frames of 64x64 per clip, and found the LRCN ahead of the ConvLSTM."
+    f"{REPORT.sequence_length} frames of {REPORT.image_size}x{REPORT.image_size} per clip, and found the LRCN "
+    "ahead of the ConvLSTM."
 )
 
 REPORT_TEXT = Path(__file__).resolve().parents[1] / "docs" / "report.txt"
@@ -71,24 +71,15 @@ def layer_names(name: str) -> list[str]:
 
 @st.cache_data(show_spinner="Building both models to read their layers...")
 def _live_models() -> dict:
-    """Layer tables and diagrams of the models as har builds them, computed in a child process so this page
-    never imports TensorFlow into the server. A failure raises (and is not cached)."""
-    code = (
-        "import json; from har.models import build_model, layer_table; from har.explain import architecture_dot; "
-        "models = {n: build_model(n) for n in ('convlstm', 'lrcn')}; "
-        "print(json.dumps({'tables': {n: layer_table(m) for n, m in models.items()}, "
-        "'diagrams': {n: architecture_dot(m) for n, m in models.items()}}))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no answer")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """Layer tables and diagrams of the models as har builds them (`har.probe`: in a child process, so the server
+    never imports TensorFlow for them). A failure raises (and is not cached)."""
+    return probe.architectures()
 
 
 def live_models() -> dict:
     try:
         return _live_models()
-    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as error:
+    except probe.ProbeFailed as error:
         st.error(f"The models could not be built to check them ({error}); switch the toggle off and on to retry.")
         return {}
 
@@ -112,7 +103,7 @@ for tab, name in zip(tabs, ("convlstm", "lrcn")):
         }
     )
     if live:
-        built = [(layer, tuple(shape), params) for layer, shape, params in live["tables"][name]]
+        built = live["tables"][name]
         table["Matches har's model"] = [row == tuple(REPORT_LAYERS[name][i]) for i, row in enumerate(built)]
     # Tall enough for every row: no scrolling inside the table.
     tab.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table))
@@ -129,10 +120,8 @@ st.markdown(
 )
 if owner_only("Reproducing the report") and st.button("Reproduce the report on UCF50", type="primary"):
     try:
-        # HAR_UCF50_SOURCE: a UCF50 archive or folder already on the server (on a Space, the bucket at /data), so
-        # the button need not download 3.2 GB.
-        source = os.environ.get("HAR_UCF50_SOURCE") or None
-        started = pipeline.start(pipeline.Options(data_dir=str(data_dir), source=source), models_dir)
+        # A UCF50 archive or folder already on the server (HAR_UCF50_SOURCE), so the button need not download it.
+        started = pipeline.start(pipeline.Options(data_dir=str(data_dir), source=current().ucf50_source), models_dir)
         st.toast(f"Background job {started.id} started.")
     except (jobs.JobBusy, OSError, ValueError) as error:
         st.error(str(error))

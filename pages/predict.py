@@ -1,22 +1,25 @@
-"""Upload clips (or pick a sample) and see what every trained model thinks of them."""
+"""Upload clips (or pick a held-out test clip) and see what every trained model thinks of them."""
 
-from functools import partial
 from pathlib import Path
 
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from har import access, jobs
-from har.config import Config
-from har.datasets import build_cache, generate_demo
+from app.clips import pick_clips
+from app.ui import MODEL_LABELS, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
+from app.uploads import opened
+from har import jobs, uploads
+from har.config import MODEL_NAMES, Config
+from har.datasets import ensure_demo
 from har.glossary import GLOSSARY
-from har.sandbox import decode_untrusted, preview_untrusted, run_isolated, start_decoder_server
-from har.video import VIDEO_EXTENSIONS, VideoError, frame_strip, read_windows
-from pages._ui import MODEL_LABELS, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
+from har.sandbox import decode_untrusted, start_decoder_server
+from har.services import predict_file
+from har.video import VideoError, frame_strip
 
 data_dir, models_dir = paths()
 LONG_CLIP_SECONDS = 12.0  # longer clips also get an activity timeline
+DEMO_EPOCHS = 10  # a few minutes on a CPU
 
 
 def offer_demo_training() -> None:
@@ -24,9 +27,13 @@ def offer_demo_training() -> None:
     if owner_only("Training") and st.button("Train the demo models", type="primary"):
         bar = st.progress(0.0)
         try:
-            demo = generate_demo(data_dir / "demo", progress=progress_callback(bar, "demo clips"))
-            cache = build_cache(demo, data_dir / "caches" / "demo-T20-S64", progress=progress_callback(bar, "frames"))
-            jobs.start(cache, ["convlstm", "lrcn"], models_dir, config=Config(epochs=10))
+            demo = ensure_demo(
+                data_dir,
+                Config(),
+                on_generate=progress_callback(bar, "demo clips"),
+                on_decode=progress_callback(bar, "frames"),
+            )
+            jobs.start(demo.cache, list(MODEL_NAMES), models_dir, config=Config(epochs=DEMO_EPOCHS))
         except (jobs.JobBusy, OSError, ValueError) as error:
             st.error(str(error))
         else:
@@ -85,109 +92,35 @@ def timeline_chart(timeline, class_names) -> go.Figure:
     return chart
 
 
-def decode(path: Path, name: str, predictors) -> dict | None:
-    """Sampled frames per (T, size) the runs need, decoded in a child process: uploads are untrusted."""
-    sampled = {}
-    try:
-        for predictor in predictors:
-            key = (predictor.sequence_length, predictor.image_size)
-            if key not in sampled:
-                sampled[key] = decode_untrusted(path, *key)
-    except VideoError as error:
-        st.error(str(error).replace(str(path), name))
-        return None
-    return sampled
-
-
-@st.cache_resource
-def upload_guards(scratch_root: str) -> tuple[access.UploadAllowance, access.ScratchSpace]:
-    """Shared by every session: the per-visitor upload allowance and the capped folder uploads are written to."""
-    scratch = access.ScratchSpace(scratch_root, cap_megabytes=2048)
-    scratch.remove_stale()  # what a killed server left
-    return access.UploadAllowance.from_environment(), scratch
-
-
-def visitor() -> str:
-    """Who is uploading, for the allowance (`har.access.visitor_key`)."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    context = get_script_run_ctx()
-    return access.visitor_key(
-        dict(st.context.headers), st.context.ip_address, context.session_id if context else "local"
-    )
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def test_samples(run_path: str, stamp: float) -> list[dict]:
-    """The run's held-out test clips (it never trained on them); raises when its cache is gone (not cached)."""
-    from har.evaluation import held_out_clips
-    from har.runs import read_run
-
-    return held_out_clips(read_run(Path(run_path)))
-
-
-def sample_clips(runs) -> list[dict]:
-    run = runs[0]
-    try:
-        return test_samples(str(run.path), (run.path / "model.keras").stat().st_mtime)
-    except (OSError, ValueError):
-        return []
-
-
-def show_ood(column, predictor, run, frames) -> None:
+def show_ood(column, result: dict) -> None:
     """Beside the answer: whether the clip is unlike everything the run was trained on."""
-    from har.explain import out_of_distribution
-
-    verdict = out_of_distribution(predictor, run, frames)
-    if verdict["out_of_distribution"]:
+    if result["out_of_distribution"]:
         column.warning(
-            f"Unlike the clips this model was trained on (score {verdict['ood_score']:.2f} > "
-            f"{verdict['ood_threshold']:.2f}): its answer means little here.",
+            f"Unlike the clips this model was trained on (score {result['ood_score']:.2f} > "
+            f"{result['ood_threshold']:.2f}): its answer means little here.",
             icon=":material/help:",
         )
 
 
-def admit(allowance: access.UploadAllowance, upload_id: str | None, size: int) -> str | None:
-    """Counts each upload once against the visitor's allowance: a rerun of the page is not a new upload, and a
-    held-out sample (`upload_id` None) is not an upload at all. Returns the refusal, if any."""
-    if not access.public_mode() or upload_id is None:
-        return None
-    admitted = st.session_state.setdefault("admitted_uploads", set())
-    if upload_id in admitted:
-        return None
-    refused = allowance.admit(visitor(), size)
-    if refused is None:
-        admitted.add(upload_id)
-    return refused
-
-
-def show_clip(name: str, data: bytes, upload_id: str | None, runs, predictors, order: list[str]) -> None:
+def show_clip(clip, runs, predictors, order: list[str]) -> None:
+    """One clip through the guarded upload path, then its answers."""
     st.divider()
-    st.subheader(name)
+    st.subheader(clip.name)
     try:
-        allowance, scratch = upload_guards(str(data_dir / ".scratch"))
-    except ValueError as error:  # the owner's HAR_UPLOADS... settings (not cached: a fixed setting works)
-        st.error(str(error))
-        return
-    refused = admit(allowance, upload_id, len(data))
-    if refused:
-        st.error(f"{name}: {refused}")
-        return
-    try:
-        with scratch.file(Path(name).suffix.lower(), len(data)) as path:
-            path.write_bytes(data)
-            answer_clip(path, name, runs, predictors, order)
-    except access.ScratchFull as error:
-        st.error(f"{name}: {error}")
+        with opened(clip) as path:
+            answer_clip(path, clip.name, runs, predictors, order)
+    except uploads.UploadRefused as error:
+        st.error(f"{clip.name}: {error}")
 
 
 def answer_clip(path: Path, name: str, runs, predictors, order: list[str]) -> None:
     """The sampled frames, every model's answer beside its warnings, the clip playing, timelines if long."""
-    folder = str(path.parent)
-    sampled = decode(path, name, predictors)
-    if sampled is None:
+    try:
+        answers = predict_file(path, runs, models_dir, decoder=decode_untrusted, load=predictor_for)
+    except VideoError as error:
+        st.error(uploads.shown(error, path, name))
         return
-    first = next(iter(sampled.values()))
+    first = answers.clips[(predictors[0].sequence_length, predictors[0].image_size)]
     left, right = st.columns([1, 2])
     player = left.empty()
     right.image(
@@ -197,28 +130,27 @@ def answer_clip(path: Path, name: str, runs, predictors, order: list[str]) -> No
     )
     for problem in first.problems():
         st.warning(f"{name}: {problem} The answer below rests on what could be read.", icon=":material/warning:")
-    columns = st.columns(len(predictors))
-    for column, run, predictor in zip(columns, runs, predictors):
-        clip = sampled[(predictor.sequence_length, predictor.image_size)]
-        probabilities = predictor.as_dict(predictor.predict_frames(clip.frames))
-        top = next(iter(probabilities))
+    columns = st.columns(len(answers.runs))
+    for column, result in zip(columns, answers.runs):
+        probabilities = result["probabilities"]
+        top = result["label"]
         column.markdown(
-            f"**{MODEL_LABELS[predictor.model_name]}**: {top} ({probabilities[top]:.1%})  \nrun `{predictor.run_id}`"
+            f"**{MODEL_LABELS[result['model']]}**: {top} ({probabilities[top]:.1%})  \nrun `{result['run_id']}`"
         )
-        column.plotly_chart(probability_chart(probabilities, order), width="stretch", key=f"{name}-{predictor.run_id}")
-        show_ood(column, predictor, run, clip.frames)
-    show_player(player, path, name, folder)
+        column.plotly_chart(probability_chart(probabilities, order), width="stretch", key=f"{name}-{result['run_id']}")
+        show_ood(column, result)
+    show_player(player, path, name)
     seconds = first.frame_count / first.fps if first.fps else 0
     if seconds >= LONG_CLIP_SECONDS:
         show_timelines(path, name, predictors)
 
 
-def show_player(player, path: Path, name: str, folder: str) -> None:
+def show_player(player, path: Path, name: str) -> None:
     """Every clip plays: re-encoded as H.264 on the server, since browsers cannot play XVID (UCF50's codec)."""
     try:
-        preview = preview_untrusted(path, Path(folder) / "preview.mp4")
+        preview = uploads.preview(path)
     except VideoError as error:
-        player.caption(str(error).replace(str(path), name))
+        player.caption(uploads.shown(error, path, name))
         return
     player.video(preview.read_bytes(), format="video/mp4")
 
@@ -230,9 +162,9 @@ def show_timelines(path: Path, name: str, predictors) -> None:
     for column, predictor in zip(columns, predictors):
         label = MODEL_LABELS[predictor.model_name]
         try:
-            timeline = predictor.timeline(path, reader=partial(run_isolated, read_windows, timeout=300))
+            timeline = uploads.timeline(predictor, path)
         except VideoError as error:
-            column.error(str(error).replace(str(path), name))
+            column.error(uploads.shown(error, path, name))
             continue
         column.markdown(f"{label} (run `{predictor.run_id}`)")
         column.plotly_chart(
@@ -255,26 +187,12 @@ if not runs:
 show_runs(runs)
 start_decoder_server()  # before the first upload, not during it
 
-uploads = st.file_uploader(
-    "Video clips", type=[suffix.lstrip(".") for suffix in VIDEO_EXTENSIONS], accept_multiple_files=True
-)
-samples = sample_clips(runs)
-sample = st.selectbox(
-    "...or a held-out test clip (one the models never trained on)",
-    [None, *samples],
-    format_func=lambda clip: (
-        "none" if clip is None else f"{Path(clip['path']).name} ({clip['class']}, test split of run {runs[0].id})"
-    ),
-)
-
-clips = [(upload.name, upload.getvalue(), upload.file_id) for upload in uploads or []]
-if sample is not None and Path(sample["path"]).is_file():
-    clips.append((Path(sample["path"]).name, Path(sample["path"]).read_bytes(), None))
+clips = pick_clips(runs, several=True)
 if not clips:
     st.caption("Upload a clip (mp4, avi, mov, webm, mkv, gif) to see each model's probabilities.")
     st.stop()
 
 predictors = [predictor_for(run, models_dir) for run in runs]
 order = class_order(predictors)
-for name, data, upload_id in clips:
-    show_clip(name, data, upload_id, runs, predictors, order)
+for clip in clips:
+    show_clip(clip, runs, predictors, order)

@@ -1,33 +1,35 @@
-"""Public mode: who may do what, upload rationing per visitor, the capped scratch folder."""
+"""Public mode: who may do what, upload rationing per visitor, the capped scratch folder, and the one gate every
+upload passes (`har.uploads`)."""
 
 import threading
 
 import pytest
 
-from har.access import ScratchFull, ScratchSpace, UploadAllowance, is_owner, public_mode, refusal, visitor_key
+from har.access import Access, ScratchFull, ScratchSpace, UploadAllowance, UploadLimits, visitor_key
+from har.uploads import Upload, UploadGate, UploadRefused
 
 
-def test_off_public_mode_everyone_is_the_owner(monkeypatch):
-    monkeypatch.delenv("HAR_PUBLIC", raising=False)
-    monkeypatch.delenv("HAR_OWNER_TOKEN", raising=False)
-    assert not public_mode() and is_owner(None)
+def test_off_public_mode_everyone_is_the_owner():
+    access = Access.from_environment({"HAR_OWNER_TOKEN": "s3cret-token"})
+    assert not access.public and access.is_owner(None)
+    assert not Access.from_environment({"HAR_PUBLIC": "0"}).public
 
 
-def test_in_public_mode_only_the_right_token_is_the_owner(monkeypatch):
-    monkeypatch.setenv("HAR_PUBLIC", "1")
-    monkeypatch.setenv("HAR_OWNER_TOKEN", "s3cret-token")
-    assert public_mode()
-    assert is_owner("s3cret-token")
+def test_in_public_mode_only_the_right_token_is_the_owner():
+    access = Access.from_environment({"HAR_PUBLIC": "1", "HAR_OWNER_TOKEN": "s3cret-token"})
+    assert access.public
+    assert access.is_owner("s3cret-token")
     for wrong in (None, "", "s3cret", "s3cret-token ", "S3CRET-TOKEN", "/etc/passwd", "http://127.0.0.1/"):
-        assert not is_owner(wrong), wrong
-    assert "owner token" in refusal()
+        assert not access.is_owner(wrong), wrong
+    assert "owner token" in access.refusal()
+    assert "s3cret" not in repr(access)  # the secret stays out of logs and tracebacks
 
 
-def test_in_public_mode_without_a_token_nobody_is_the_owner(monkeypatch):
-    monkeypatch.setenv("HAR_PUBLIC", "true")
-    monkeypatch.delenv("HAR_OWNER_TOKEN", raising=False)
-    assert not is_owner("") and not is_owner("anything")
-    assert "switched off here" in refusal()
+def test_in_public_mode_without_a_token_nobody_is_the_owner():
+    access = Access.from_environment({"HAR_PUBLIC": " True "})
+    assert access.public
+    assert not access.is_owner("") and not access.is_owner("anything")
+    assert "switched off here" in access.refusal()
 
 
 def test_uploads_are_rationed_per_visitor_over_a_sliding_minute():
@@ -42,15 +44,14 @@ def test_uploads_are_rationed_per_visitor_over_a_sliding_minute():
     assert allowance.admit("a", 1000) is None  # the window moved on
 
 
-def test_the_owner_can_set_the_allowance_and_a_wrong_value_is_named(monkeypatch):
-    monkeypatch.setenv("HAR_UPLOADS", "1")
-    monkeypatch.setenv("HAR_UPLOAD_WINDOW_SECONDS", "3600")
-    allowance = UploadAllowance.from_environment()
+def test_the_owner_can_set_the_allowance_and_a_wrong_value_is_named():
+    environ = {"HAR_UPLOADS": "1", "HAR_UPLOAD_WINDOW_SECONDS": "3600"}
+    assert UploadLimits.from_environment({}) == UploadLimits(uploads=20, megabytes=400, window_seconds=60)
+    allowance = UploadLimits.from_environment(environ).allowance()
     assert allowance.admit("a", 10) is None
     assert "1 clips or 400 MB per 3600 s per visitor" in allowance.admit("a", 10)
-    monkeypatch.setenv("HAR_UPLOAD_MB", "lots")
     with pytest.raises(ValueError, match="HAR_UPLOAD_MB"):
-        UploadAllowance.from_environment()
+        UploadLimits.from_environment({**environ, "HAR_UPLOAD_MB": "lots"})
 
 
 def test_a_visitor_is_the_forwarded_address_behind_a_proxy_then_the_address_then_the_session():
@@ -99,3 +100,39 @@ def test_the_scratch_space_holds_under_concurrent_uploads(tmp_path):
         thread.join()
     assert len(admitted) == 10 and len(refused) == 10 and max(admitted) <= 1_000_000
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_the_upload_gate_counts_each_upload_once_and_never_the_servers_own_clips(tmp_path):
+    gate = UploadGate(tmp_path / "scratch", UploadLimits(uploads=2), public=True)
+    counted: set[str] = set()
+    first, second, third = (Upload(f"clip{i}.avi", b"x" * 10, f"id{i}") for i in range(3))
+    for _ in range(3):  # three reruns of the page that shows the first upload: one upload
+        gate.admit(first, "visitor", counted)
+    gate.admit(second, "visitor", counted)
+    gate.admit(Upload("test-clip.avi", b"x" * 10), "visitor", counted)  # a held-out test clip: not metered
+    with pytest.raises(UploadRefused, match="Upload limit reached"):
+        gate.admit(third, "visitor", counted)
+    assert counted == {"id0", "id1"}
+    gate.admit(third, "another visitor", set())  # their own allowance
+
+
+def test_off_public_mode_the_gate_meters_nothing_even_when_the_ration_is_set_wrongly(tmp_path):
+    local = UploadGate(tmp_path / "scratch", None, public=False, problem="HAR_UPLOADS must be a number")
+    for i in range(30):
+        local.admit(Upload("clip.avi", b"x", f"id{i}"), "visitor", set())
+    public = UploadGate(tmp_path / "scratch", None, public=True, problem="HAR_UPLOADS must be a number")
+    with pytest.raises(UploadRefused, match="HAR_UPLOADS must be a number"):
+        public.admit(Upload("clip.avi", b"x", "id"), "visitor", set())
+
+
+def test_an_opened_upload_lies_in_the_scratch_folder_under_its_suffix_only_and_is_removed(tmp_path):
+    gate = UploadGate(tmp_path / "scratch", UploadLimits(scratch_megabytes=0.001), public=True)
+    with gate.open(Upload("../../../escaped.AVI", b"video bytes", "id"), "visitor", set()) as path:
+        assert path.read_bytes() == b"video bytes"
+        assert path.name == "upload.avi" and (tmp_path / "scratch") in path.parents
+        (path.parent / "preview.mp4").write_bytes(b"made beside it")
+        with pytest.raises(UploadRefused, match="full"):  # 1 kB of scratch: no room for a second
+            with gate.open(Upload("big.avi", b"y" * 1000, "id2"), "visitor", set()):
+                pass
+    assert list((tmp_path / "scratch").iterdir()) == []
+    assert not list(tmp_path.rglob("escaped*"))

@@ -87,3 +87,22 @@ def test_a_bad_upload_shows_an_error_not_a_crash(ready):
     app.run()
     assert_clean(app)
     assert len(app.error) == 1 and "holiday.mp4" in app.error[0].value
+
+
+def test_explain_offers_the_held_out_test_clips_that_predict_offers_and_explains_one(ready):
+    from har.runs import held_out_clips, read_run
+
+    explain = open_explain()
+    predict = AppTest.from_file(APP, default_timeout=180)
+    predict.switch_page("pages/predict.py").run()
+    (offered,) = [box for box in explain.selectbox if box.label.startswith("...or a held-out test clip")]
+    (on_predict,) = [box for box in predict.selectbox if box.label.startswith("...or a held-out test clip")]
+    assert offered.options == on_predict.options
+    test_clips = held_out_clips(read_run(ready / "models" / "lrcn-tiny"))
+    assert len(offered.options) == 1 + len(test_clips)  # "none", then every test clip and nothing else
+    assert all(Path(clip["path"]).name in " ".join(offered.options) for clip in test_clips)
+    offered.select_index(1).run()
+    assert_clean(explain)
+    assert not explain.error, [e.value for e in explain.error]
+    assert [metric.label for metric in explain.metric] == ["LRCN"]
+    assert not any((ready / "data" / ".scratch").iterdir())  # the copy it explained was removed

@@ -1,4 +1,5 @@
-"""Compare-page pieces for what one run cannot say: luck across seeds, runs at chance, and the split lesson."""
+"""Compare-page pieces: the comparison itself, and what one run cannot say (luck across seeds, runs at chance, the
+split lesson, calibration, the mistakes behind a confusion cell)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,30 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.ui import MODEL_LABELS, paths, predictor_for
 from har.glossary import GLOSSARY
 from har.report import REPORT_RESULTS
-from pages._ui import MODEL_LABELS
+
+
+@st.cache_data(show_spinner="Evaluating on the test split...")
+def _comparison(run_ids: tuple[str, ...], models_dir: str, stamp: float) -> dict:
+    from har.quiet import import_keras
+    from har.services import compare_runs
+
+    import_keras()  # evaluating loads the models: without TensorFlow's C++ start-up lines on the terminal
+    return compare_runs(list(run_ids), models_dir)
+
+
+def comparison(runs, models_dir: Path) -> dict:
+    """`har.services.compare_runs` of `runs`, each row with its confusion matrix; evaluated again when a model is
+    newer than what was cached.
+
+    Raises:
+        OSError, ValueError: a run's model or cache is gone or unreadable.
+    """
+    stamp = max((run.path / "model.keras").stat().st_mtime for run in runs)
+    return _comparison(tuple(run.id for run in runs), str(models_dir), stamp)
+
 
 SPLIT_LABELS = {"report": "report split (random clips)", "group": "group split (unseen groups)"}
 
@@ -121,12 +143,9 @@ def split_lesson(table: dict) -> None:
 
 @st.cache_data(show_spinner="Predicting the test split...", max_entries=16)
 def _test_predictions(run_path: str, stamp: float, models_dir: str):
-    """A run's test-split probabilities (`har.explain.predict_test_split`), kept while its model is unchanged."""
-    from pathlib import Path
-
-    from har.explain import predict_test_split
+    """A run's test-split probabilities (`har.calibration.predict_test_split`), kept while its model is unchanged."""
+    from har.calibration import predict_test_split
     from har.runs import read_run
-    from pages._ui import predictor_for
 
     run = read_run(Path(run_path))
     return predict_test_split(run, models_dir, predictor=predictor_for(run, Path(models_dir)))
@@ -147,7 +166,7 @@ def test_predictions(runs, models_dir) -> list:
 
 def calibration(predictions: list) -> None:
     """Reliability diagrams: how often each run is right when it says it is x% sure."""
-    from har.explain import reliability
+    from har.calibration import reliability
 
     if not predictions:
         return
@@ -178,8 +197,8 @@ def calibration(predictions: list) -> None:
 
 def mistakes(predictions: list) -> None:
     """Pick a cell of the first run's confusion matrix: its test clips, their frames, every run's answer."""
+    from har.calibration import confusion_cell
     from har.datasets import load_cache
-    from har.explain import confusion_cell
     from har.runs import find_run
     from har.video import frame_strip
 
@@ -198,8 +217,6 @@ def mistakes(predictions: list) -> None:
     )
     if not clips:
         return
-    from pages._ui import paths
-
     cache = load_cache(find_run(paths()[1], first.run_id).metadata["dataset"]["cache"])
     for clip in clips[:6]:
         st.image(frame_strip(cache.frames[clip["cache_index"]], columns=10), caption=Path(clip["source"]).name)
