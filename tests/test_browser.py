@@ -1,8 +1,10 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
 
 One walk through the app as a new user takes it, on a fresh home: the README's start command (`har data demo`,
-then `streamlit run`), Data, Train with cancel and resume, Predict with an .avi that plays and a damaged file
-that is flagged, Compare with chosen runs. The tests run in file order and share one server and one tab.
+then `streamlit run`), Data, Explain with an upload, Train with cancel and resume, Predict with an .avi that
+plays and a damaged file that is flagged, Compare with chosen runs, and a server terminal that stayed clean
+throughout. The tests run in file order and share one server and one tab (tests/test_browser_public.py starts
+the one other server: public mode is a setting of the server).
 Playwright never downloads a browser here: it launches /usr/bin/chromium. Screenshots land in test-artifacts/.
 """
 
@@ -126,7 +128,7 @@ def demo_home(home: Path, trained_run: Path) -> dict:
 def server(request, tmp_path_factory, trained):
     """A fresh home after the README's start command, and a second run to choose between on Compare.
 
-    Each test module that uses it gets its own server, with its own terminal log (the modules may run at once).
+    The public tests (tests/test_browser_public.py) start a server of their own, with its own terminal log.
     """
     home = tmp_path_factory.mktemp("home")
     env = demo_home(home, trained[0])
@@ -182,6 +184,29 @@ def test_data_page_after_the_start_command(server, page):
     page.get_by_text("was already here: reused").first.wait_for(timeout=120_000)
     wait_idle(page)
     shoot(page, "data.png")
+
+
+def test_explain_shows_what_the_model_looks_at_in_an_upload(server, page):
+    url, home = server
+    open_page(page, url, "explain")
+    clip = find_clips(home / "data" / "demo", ["HorseRace"])[0].path
+    page.locator("input[type='file']").set_input_files(str(clip))
+    page.get_by_role("heading", name="Which frames").first.wait_for(timeout=240_000)
+    wait_idle(page, timeout=240_000)
+    for heading in (
+        "Which frames",
+        "The answers",
+        "Which frames mattered",
+        "Does it use motion?",
+        "Where in the frame",
+        "What the first layer sees",
+    ):
+        page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    page.get_by_text("Like the training clips").first.wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stImage']").count() == 4
+    assert page.locator(".js-plotly-plot").count() == 3  # the timeline, the importance bars, the order test
+    assert page.locator("[data-testid='stException']").count() == 0
+    shoot(page, "explain.png")
 
 
 def test_train_cancel_and_resume(server, page):

@@ -3,7 +3,8 @@
 A visitor finds no path or URL input on any page and no owner action; anything but the token unlocks nothing;
 the token unlocks training. Then 20 visitors' tabs upload at once against the one server: every tab gets its
 answer, the server's memory stays bounded, the upload allowance counts uploads (not reruns), and nothing is left
-on disk. The server and browser helpers are tests/test_browser.py's; screenshots land in test-artifacts/.
+on disk; the same visitor's next upload is refused on Explain as on Predict. The server and browser helpers are
+tests/test_browser.py's; screenshots land in test-artifacts/.
 """
 
 import json
@@ -225,6 +226,22 @@ def test_twenty_visitors_upload_at_once(public_server, browser):
     leftovers = [path for path in (home / "tmp").rglob("*") if path.is_file()]
     leftovers += [path for path in (home / "data" / ".scratch").rglob("*") if path.is_file()]
     assert leftovers == [], leftovers  # uploads, decoded frames and previews were all removed
+
+
+def test_the_visitors_21st_upload_on_the_explain_page_is_refused_like_on_predict(public_server, browser):
+    # After the twenty tabs above, this visitor's allowance is spent: every page's uploads pass the one allowance,
+    # so Explain refuses the next one in the same words, before any costly explanation.
+    url, home, _ = public_server
+    tab = new_tab(browser, VISITOR)
+    go(tab, url, "explain")
+    tab.locator("input[type='file']").set_input_files(str(find_clips(home / "data" / "demo")[0].path))
+    tab.get_by_text("Upload limit reached").wait_for(timeout=120_000)
+    wait_idle(tab)
+    assert tab.get_by_role("heading", name="The answers").count() == 0
+    assert tab.locator("[data-testid='stException']").count() == 0
+    tab.screenshot(path=str(ARTIFACTS / "public-explain-refused.png"), full_page=True)
+    tab.context.close()
+    assert not [path for path in (home / "data" / ".scratch").rglob("*") if path.is_file()]
 
 
 def test_a_visitor_sees_the_seed_spread_and_a_run_at_chance_said_aloud(public_server, browser, trained):
