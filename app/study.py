@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.ui import MODEL_LABELS, paths, predictor_for
+from app.ui import paths, predictor_for
+from har.config import MODEL_LABELS
 from har.glossary import GLOSSARY
 from har.report import REPORT_RESULTS
 

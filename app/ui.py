@@ -7,8 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.settings import current
-
-MODEL_LABELS = {"convlstm": "ConvLSTM", "lrcn": "LRCN"}
+from har.config import MODEL_LABELS
 
 
 def paths() -> tuple[Path, Path]:

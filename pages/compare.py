@@ -15,7 +15,8 @@ from app.study import (
     split_lesson,
     test_predictions,
 )
-from app.ui import MODEL_LABELS, finished_runs, paths
+from app.ui import finished_runs, paths
+from har.config import MODEL_LABELS
 from har.glossary import GLOSSARY
 from har.report import REPORT_RESULTS
 from har.runs import latest_study, list_runs

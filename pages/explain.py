@@ -5,9 +5,10 @@ import plotly.express as px
 import streamlit as st
 
 from app.clips import pick_clips
-from app.ui import MODEL_LABELS, finished_runs, paths, predictor_for
+from app.ui import finished_runs, paths, predictor_for
 from app.uploads import opened
 from har import uploads
+from har.config import MODEL_LABELS
 from har.drawing import heat_overlay, map_grid
 from har.explain import ORDERS, Explainer
 from har.glossary import GLOSSARY

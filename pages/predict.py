@@ -7,10 +7,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.clips import pick_clips
-from app.ui import MODEL_LABELS, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
+from app.ui import finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
 from app.uploads import opened
 from har import jobs, uploads
-from har.config import MODEL_NAMES, Config
+from har.config import MODEL_LABELS, MODEL_NAMES, Config
 from har.datasets import ensure_demo
 from har.glossary import GLOSSARY
 from har.sandbox import decode_untrusted, start_decoder_server

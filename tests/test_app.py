@@ -267,6 +267,17 @@ def test_overview_names_wrapped_layers_and_shows_the_report():
     assert app.get("download_button")
 
 
+def test_overview_checks_the_reports_tables_against_the_models_a_child_process_builds():
+    app = open_page("overview")
+    app.toggle[0].set_value(True).run()
+    assert_clean(app)
+    assert not app.error, [error.value for error in app.error]
+    for table in app.dataframe:
+        assert table.value["Matches har's model"].all(), table.value
+    diagrams = [chart.proto.spec for chart in app.get("graphviz_chart")]
+    assert len(diagrams) == 2 and all(spec.startswith("digraph") for spec in diagrams)
+
+
 def test_the_deploy_button_is_hidden_by_the_apps_config():
     import tomllib
 
