@@ -16,13 +16,14 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    from har.inference import preprocessing
     from har.services import select_runs
     from har.video import decode_clip
 
     runs = select_runs(args.run, args.models_dir)
-    # A bad file fails here, before any model is loaded: decoded with the first run's preprocessing, which the
-    # runs that share it reuse.
-    first = (runs[0].metadata["sequence_length"], runs[0].metadata["image_size"])
+    # A bad file fails here, before TensorFlow starts: decoded at the first run's settings, which the runs that
+    # share them reuse.
+    first = preprocessing(runs[0].metadata)[1:]
     decoded = {first: decode_clip(args.clip, *first)}
 
     def decoder(path, sequence_length: int, image_size: int):
