@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import numpy as np
@@ -66,7 +67,8 @@ def evaluate(run: str | os.PathLike | Run, models_dir: str | os.PathLike, *, lat
         "confusion_matrix": confusion_matrix(truth, predicted, labels=labels).tolist(),
         "latency_ms": round(1000 * float(np.median(latencies)), 2),
     }
-    staging = run.path / ".evaluation.json.tmp"
+    # One staging name per process and thread: two evaluations of one run never write into each other's file.
+    staging = run.path / f".evaluation.json.{os.getpid()}.{threading.get_ident()}.tmp"
     staging.write_text(json.dumps(result, indent=1))
     staging.replace(run.path / "evaluation.json")
     return result
