@@ -43,6 +43,19 @@ def predictor_for(run, models_dir: Path):
     return _predictor(str(run.path), mtime, str(models_dir))
 
 
+@st.cache_resource(max_entries=8, show_spinner="Preparing the explanation...")
+def _explainer(run_path: str, model_mtime: float, _predictor, _run):
+    from har.explain import Explainer  # Keras, already imported quietly by the predictor
+
+    return Explainer(_predictor, _run)
+
+
+def explainer_for(run, models_dir: Path):
+    """One `har.explain.Explainer` per run, shared by every session (it holds a lock); retraining makes a new one."""
+    mtime = (run.path / "model.keras").stat().st_mtime
+    return _explainer(str(run.path), mtime, predictor_for(run, models_dir), run)
+
+
 def finished_runs(models_dir: Path) -> list:
     """The latest finished run of each model."""
     from har.runs import latest_runs

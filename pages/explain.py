@@ -5,12 +5,11 @@ import plotly.express as px
 import streamlit as st
 
 from app.clips import pick_clips
-from app.ui import finished_runs, paths, predictor_for
+from app.ui import explainer_for, finished_runs, paths
 from app.uploads import opened
 from har import uploads
 from har.config import MODEL_LABELS
 from har.drawing import heat_overlay, map_grid
-from har.explain import ORDERS, Explainer
 from har.glossary import GLOSSARY
 from har.video import VideoError, frame_strip, sample_indices
 
@@ -22,16 +21,6 @@ if not runs:
     st.info("No trained model yet: train the models on the Train page, then come back to see what they look at.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
-
-
-@st.cache_resource(max_entries=8, show_spinner="Preparing the explanation...")
-def _explainer(run_path: str, model_mtime: float, _predictor, _run) -> Explainer:
-    return Explainer(_predictor, _run)
-
-
-def explainer_for(run) -> Explainer:
-    """One Explainer per run, shared by every session (it holds a lock); retraining makes a new one."""
-    return _explainer(str(run.path), (run.path / "model.keras").stat().st_mtime, predictor_for(run, models_dir), run)
 
 
 def explain(path, explainers) -> tuple:
@@ -58,7 +47,7 @@ if clip is None:
 try:
     with opened(clip) as path:
         try:
-            explanations, frame_count, chosen, preview = explain(path, [explainer_for(run) for run in runs])
+            explanations, frame_count, chosen, preview = explain(path, [explainer_for(run, models_dir) for run in runs])
         except (VideoError, ValueError, OSError) as error:
             st.error(uploads.shown(error, path, clip.name))
             st.stop()
@@ -124,7 +113,7 @@ for column, explanation in zip(columns, explanations):
 st.subheader("Does it use motion?", help=GLOSSARY["order test"])
 columns = st.columns(len(explanations))
 for column, explanation in zip(columns, explanations):
-    table = pd.DataFrame({order: explanation.order[order] for order in ORDERS}, index=list(explanation.class_names))
+    table = pd.DataFrame(explanation.order, index=list(explanation.class_names))  # original, frozen, reversed...
     long_form = table.reset_index(names="class").melt(id_vars="class", var_name="clip", value_name="probability")
     chart = px.bar(long_form, x="clip", y="probability", color="class", barmode="group", height=260, range_y=[0, 1])
     chart.update_layout(margin={"t": 10, "b": 10})
