@@ -51,7 +51,7 @@ def open_page(page: str, token: str | None = None) -> AppTest:
 
     AppTest (Streamlit 1.67) drops the entry script's sidebar elements after its first run in an st.navigation
     app, so a test cannot type into that field on later runs: the typed token is put where the field puts it,
-    in the session state, and `har.access.is_owner` decides from there as it does behind the field.
+    in the session state, and `har.access.Access.is_owner` decides from there as it does behind the field.
     """
     app = AppTest.from_file(APP, default_timeout=180).run()
     if token is not None:

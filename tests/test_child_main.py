@@ -55,3 +55,29 @@ def test_cache_workers_do_not_import_the_main_script(app_script_as_main, tmp_pat
     demo = generate_demo(tmp_path / "demo", groups=1, clips_per_group=1)
     build_cache(demo, tmp_path / "cache", sequence_length=4, image_size=16, workers=2)
     assert not app_script_as_main.exists()
+
+
+def test_the_upload_decoders_run_as_many_at_once_as_the_entry_point_says(caplog):
+    import threading
+
+    from har import sandbox
+
+    assert sandbox.worker_count("3") == 3 and sandbox.worker_count(None) == sandbox.default_workers()
+    assert sandbox.worker_count("lots") == sandbox.default_workers()
+    assert "HAR_WORKERS='lots' is not a positive whole number" in caplog.text  # said once, in one line
+    sandbox.configure_workers(1)
+    try:
+        second_in = threading.Event()
+
+        def second() -> None:
+            with sandbox.worker_slot():
+                second_in.set()
+
+        with sandbox.worker_slot():
+            thread = threading.Thread(target=second)
+            thread.start()
+            assert not second_in.wait(0.3)  # one slot: the second waits for it
+        assert second_in.wait(5)
+        thread.join()
+    finally:
+        sandbox.configure_workers(sandbox.default_workers())
