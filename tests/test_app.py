@@ -253,6 +253,24 @@ def test_data_page_on_a_fresh_home_generates_the_demo_and_its_cache(fresh):
     assert (fresh / "data" / "caches" / "demo-T20-S64" / "meta.json").is_file()
 
 
+def test_predict_on_a_fresh_home_trains_both_models_on_the_demo_that_is_there(fresh):
+    from har.datasets import generate_demo
+
+    generate_demo(fresh / "data" / "demo", groups=1, clips_per_group=2)  # as `har data demo --groups 1` leaves it
+    app = open_page("predict")
+    next(button for button in app.button if button.label == "Train the demo models").click().run()
+    assert_clean(app)
+    assert not app.error, [error.value for error in app.error]
+    (job,) = jobs.list_jobs(fresh / "models")
+    try:
+        assert job.models == ["convlstm", "lrcn"] and job.config.epochs == 10
+        assert Path(job.cache) == (fresh / "data" / "caches" / "demo-T20-S64").resolve()  # the report's frames
+        assert len(find_clips(fresh / "data" / "demo")) == 8  # kept, not regenerated at the default size
+    finally:
+        job.cancel()
+        job.wait(120)
+
+
 def test_overview_names_wrapped_layers_and_shows_the_report():
     app = open_page("overview")
     convlstm, lrcn = (table.value for table in app.dataframe)
