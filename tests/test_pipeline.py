@@ -178,24 +178,31 @@ def test_an_old_pipeline_json_with_its_training_settings_at_the_top_still_reads(
 
 
 @pytest.mark.slow
-def test_reproduce_trains_every_run_with_the_hyperparameters_it_was_given(demo_dataset, tmp_path):
-    source = small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
+def test_reproduce_trains_with_every_hyperparameter_given_and_a_killed_training_reads_with_its_reason(
+    demo_dataset, tmp_path
+):
+    home, source = tmp_path / "home", small_ucf50_folder(demo_dataset, tmp_path / "UCF50")
     flags = ["--batch-size", "2", "--learning-rate", "0.0005", "--patience", "3", "--fast", "--splits", "report"]
-    result = har(tmp_path / "home", "reproduce", "--source", str(source), *TINY, *flags)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (job,) = pipeline.list_pipelines(tmp_path / "home" / "models")
-    configs = [
-        json.loads((tmp_path / "home" / "models" / run / "metadata.json").read_text())["config"]
-        for run in job.run_ids()
-    ]
+    command = ["reproduce", "--source", str(source), *TINY, *flags]
+    started = har(home, *command, "--detach")
+    assert started.returncode == 0, started.stderr
+    (job,) = pipeline.list_pipelines(home / "models")
+    second = job.run_ids()[1]
+
+    # The pipeline trains under the supervisor: a SIGKILL of its training process (the out-of-memory killer's
+    # way) fails the pipeline with that reason, not a bare "killed".
+    wait_for(lambda: any(e["event"] == "batch" and e.get("run") == second for e in job.events()))
+    os.kill(job.child_pid(), signal.SIGKILL)
+    assert wait_for(lambda: not job.is_alive())
+    assert job.state() == "failed" and "SIGKILL" in job.failure() and "out of memory" in job.failure()
+
+    finished = har(home, *command)  # the same command continues it
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    configs = [json.loads((home / "models" / run / "metadata.json").read_text())["config"] for run in job.run_ids()]
     assert len(configs) == 2  # both models on the report's split
     for config in configs:
-        assert (config["batch_size"], config["learning_rate"], config["patience"], config["trainer"]) == (
-            2,
-            0.0005,
-            3,
-            "twin",
-        )
+        hyperparameters = (config["batch_size"], config["learning_rate"], config["patience"], config["trainer"])
+        assert hyperparameters == (2, 0.0005, 3, "twin")
         assert (config["epochs"], config["sequence_length"], config["image_size"]) == (1, 8, 32)
 
 

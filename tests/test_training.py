@@ -153,7 +153,7 @@ def train_run_history(cache, models_dir, config, **options):
 def test_a_run_killed_at_a_random_epoch_resumes_into_the_uninterrupted_run(tiny_cache, tmp_path):
     """kill -9 mid-training, then resume: the same run as one never interrupted (same seed), down to where early
     stopping ends it; one history numbered 1..n; the job reads finished and the CLI exits 0."""
-    config = Config(epochs=8, batch_size=8, patience=1)
+    config = Config(epochs=4, batch_size=8, patience=1)  # a few epochs are enough to land a kill between two
     whole = jobs.start(tiny_cache, ["convlstm"], tmp_path / "whole", config=config)
     assert whole.wait(600) == "finished"
     expected = find_run(tmp_path / "whole", f"{whole.id}-convlstm").metadata
