@@ -63,19 +63,6 @@ def finished_runs(models_dir: Path) -> list:
     return latest_runs(models_dir)
 
 
-def demo_settings(data_dir: Path) -> dict:
-    """The settings of the demo dataset already in `data_dir` (`har data demo --groups 2` makes a small one), so
-    that "Generate the demo dataset" keeps it and only builds what is missing; {} when there is none (the
-    defaults). It reads the `demo.json` that `har.datasets.generate_demo` writes beside the clips."""
-    import json
-
-    try:
-        written = json.loads((data_dir / "demo" / "demo.json").read_text())
-        return {key: int(written[key]) for key in ("groups", "clips_per_group", "seed")}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """`1 epoch`, `2 epochs`, `1,234 clips`, `4 classes` (with nouns="classes")."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.ui import demo_settings, owner_only, paths, pipeline_panel, progress_callback
+from app.ui import owner_only, paths, pipeline_panel, progress_callback
 from app.ui import public as public_mode
 from har import jobs, pipeline
 from har.config import REPORT_CLASSES, Config
@@ -26,7 +26,6 @@ def demo_status() -> None:
         demo = ensure_demo(
             data_dir,
             DEFAULTS,
-            **demo_settings(data_dir),
             on_generate=progress_callback(bar, "clips"),
             on_decode=progress_callback(bar, "frames"),
         )

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.clips import pick_clips
-from app.ui import demo_settings, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
+from app.ui import finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
 from app.uploads import opened
 from har import jobs, uploads
 from har.config import MODEL_LABELS, MODEL_NAMES, Config
@@ -30,7 +30,6 @@ def offer_demo_training() -> None:
             demo = ensure_demo(
                 data_dir,
                 Config(),
-                **demo_settings(data_dir),
                 on_generate=progress_callback(bar, "demo clips"),
                 on_decode=progress_callback(bar, "frames"),
             )

@@ -200,3 +200,10 @@ def test_ensure_demo_builds_a_cache_per_frame_size(tmp_path):
     assert longer.dataset_reused and not longer.cache_reused and "generate" not in calls
     assert longer.cache == tmp_path / "caches" / "demo-T5-S16" != small.cache
     assert load_cache(longer.cache).frames.shape[1:] == (5, 16, 16, 3) and (small.cache / "meta.json").is_file()
+
+
+def test_ensure_demo_without_settings_keeps_the_demo_that_is_there(tmp_path):
+    small, _ = ensure_tiny(tmp_path, groups=1)
+    kept = ensure_demo(tmp_path, TINY, workers=1)  # what the pages call: "made if missing"
+    assert kept == DemoData(small.dataset, small.cache, True, True)
+    assert len(load_cache(kept.cache)) == 8

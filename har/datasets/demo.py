@@ -65,9 +65,9 @@ def ensure_demo(
     config: Config,
     *,
     dataset: str | Path | None = None,
-    groups: int = 25,
-    clips_per_group: int = 4,
-    seed: int = DEMO_SEED,
+    groups: int | None = None,
+    clips_per_group: int | None = None,
+    seed: int | None = None,
     workers: int | None = None,
     on_generate: Callable[[int, int], None] | None = None,
     on_decode: Callable[[int, int], None] | None = None,
@@ -80,13 +80,17 @@ def ensure_demo(
         config: gives the cache's sequence length and image size (its classes are not used: the cache holds
             every demo class, sorted by name, as `har data build` makes it).
         groups, clips_per_group, seed: the dataset's settings, as for `generate_demo`; a dataset made with
-            other ones is regenerated.
+            other ones is regenerated. Those left None keep what the dataset already there was made with (a small
+            `har data demo --groups 2` stays small), else take `generate_demo`'s defaults.
         workers: decoding processes for the cache; None uses every core (at most 8).
         on_generate: called with (clips written, clips total) while the dataset is generated.
         on_decode: called with (clips decoded, clips total) while the cache is built.
     """
     data_dir = Path(data_dir)
     dataset = Path(dataset) if dataset is not None else data_dir / DEMO_FOLDER
+    asked = {"groups": groups, "clips_per_group": clips_per_group, "seed": seed}
+    settings = {**DEFAULT_SETTINGS, **_written_settings(dataset), **{k: v for k, v in asked.items() if v is not None}}
+    groups, clips_per_group, seed = settings["groups"], settings["clips_per_group"], settings["seed"]
     dataset_reused = demo_is_current(dataset, groups=groups, clips_per_group=clips_per_group, seed=seed)
     generate_demo(dataset, groups=groups, clips_per_group=clips_per_group, seed=seed, progress=on_generate)
     cache = demo_cache_path(data_dir, config, dataset)
@@ -103,6 +107,20 @@ def demo_is_current(out: str | Path, *, groups: int, clips_per_group: int, seed:
         return json.loads(marker.read_text()) == _settings(groups, clips_per_group, seed)
     except (OSError, ValueError):
         return False
+
+
+DEFAULT_SETTINGS = {"groups": 25, "clips_per_group": 4, "seed": DEMO_SEED}  # generate_demo's defaults
+
+
+def _written_settings(dataset: Path) -> dict:
+    """The settings a demo dataset of this version was made with, read from its `demo.json`; {} if none."""
+    try:
+        written = json.loads((dataset / "demo.json").read_text())
+        if written.get("version") != VERSION:
+            return {}
+        return {key: int(written[key]) for key in DEFAULT_SETTINGS}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _settings(groups: int, clips_per_group: int, seed: int) -> dict:
