@@ -12,9 +12,10 @@ A background process lives in a folder of its own, `<models_dir>/.<kind>s/<id>/`
 Every attempt runs as two processes, started in a new session so that they outlive whoever started them (a
 browser tab, a closed terminal): a small supervisor (`python -m har.background FOLDER MODULE WHAT`) and its child
 (`python -m MODULE FOLDER`: the trainer of a job, the stage runner of a pipeline). The supervisor holds the models
-dir's lock for its whole life and records how its child ended (exit code, or the signal and, for SIGKILL, the
-likely out-of-memory kill) as an `exited` event; the child dies with its supervisor, so nothing trains without the
-lock.
+dir's lock for its whole life and records how its child ended as an `exited` event: its exit status, and a
+reason when it could not tell its own outcome (killed by a signal, SIGKILL being the likely out-of-memory kill, or
+a non-zero status: a child that tells its outcome, failures included, exits with 0). The child dies with its
+supervisor, so nothing trains without the lock.
 
 The lock is an `flock` on `<models_dir>/.train.lock`: one job or pipeline at a time per models dir. The kernel
 releases it when the supervisor ends however it ends, `kill -9` included, so a crash never leaves it stuck. Whoever

@@ -185,7 +185,8 @@ def _cache_unchanged(done: dict) -> bool:
 
 
 def run(pipeline: Pipeline) -> int:
-    """Runs the stages not done and records how it ended; 0 unless it failed."""
+    """Runs the stages not done and records how it ended, failures included; then 0 (a non-zero status is for a
+    runner that could not say how it ended, which its supervisor then records)."""
     runner = Runner(pipeline)
     runner.emit({"event": "pipeline_started", "pid": os.getpid()})
     try:
@@ -197,7 +198,7 @@ def run(pipeline: Pipeline) -> int:
         log.exception("pipeline %s failed", pipeline.id)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         runner.emit({"event": "pipeline_failed", "reason": reason})
-        return 1
+        return 0
     runner.emit({"event": "pipeline_finished"})
     return 0
 
