@@ -12,9 +12,9 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from har.runs import list_runs
+    from har.jobs import list_all_runs
 
-    runs = [run.summary() for run in list_runs(args.models_dir)]
+    runs = [run.summary() for run in list_all_runs(args.models_dir)]
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
