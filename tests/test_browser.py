@@ -215,7 +215,8 @@ def test_train_cancel_and_resume(server, page):
     url, home = server
     open_page(page, url, "train")
     page.get_by_text("Hyperparameters").click()
-    for label, value in (("Epochs (at most)", "5"), ("Batch size", "8")):
+    # Enough epochs, and patience, that the cancel lands mid-run rather than after an early stop or the last epoch.
+    for label, value in (("Epochs (at most)", "12"), ("Batch size", "8"), ("Early-stopping patience", "12")):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Enter")
@@ -229,7 +230,7 @@ def test_train_cancel_and_resume(server, page):
     shoot(page, "train-cancelled.png")
     page.get_by_role("button", name="Resume training").click()
     page.get_by_text("LRCN: test accuracy").wait_for(timeout=600_000)
-    page.get_by_text("LRCN: 5 epochs done").wait_for(timeout=30_000)
+    page.get_by_text("LRCN: 12 epochs done").wait_for(timeout=30_000)
     assert page.get_by_text("Job history").count() == 1
     (job,) = jobs.list_jobs(home / "models")
     metadata = json.loads((home / "models" / job.planned_runs()[0].id / "metadata.json").read_text())
