@@ -224,7 +224,7 @@ def run_split(run: Run):
     Raises FileNotFoundError when the cache is gone and ValueError when it changed since training.
     """
     from har.config import Config
-    from har.datasets import load_cache, make_split
+    from har.datasets import config_split, load_cache
 
     metadata = run.metadata
     cache_path = Path(metadata["dataset"]["cache"])
@@ -237,13 +237,7 @@ def run_split(run: Run):
     if cache.fingerprint != metadata["dataset"]["fingerprint"]:
         raise ValueError(f"run {run.id}: the frame cache {cache_path} changed since training; its test split is gone.")
     config = Config.from_dict(metadata["config"])
-    split = make_split(
-        cache.groups,
-        split=config.split,
-        test_fraction=config.test_fraction,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    split = config_split(cache.groups, config)
     return cache, split
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from har import __version__, chance
 from har.config import Config
-from har.datasets import FrameCache, Split, load_cache, make_split
+from har.datasets import FrameCache, Split, config_split, load_cache
 from har.devices import configure_devices, distribution_strategy, has_gpu
 from har.models import build_model, fast_model
 from har.runs import save_run
@@ -196,13 +196,7 @@ def _prepare(cache: FrameCache, model_name: str, config: Config) -> _Setup:
                 "train without --mixed-precision."
             )
         keras.mixed_precision.set_global_policy("mixed_float16")
-    split = make_split(
-        cache.groups,
-        split=config.split,
-        test_fraction=config.test_fraction,
-        validation_fraction=config.validation_fraction,
-        seed=config.seed,
-    )
+    split = config_split(cache.groups, config)
     strategy = distribution_strategy(config.distribute)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_model(

@@ -112,6 +112,18 @@ class EventPrinter:
 
 
 def follow(process, seen: int | None = None, *, what: str, continue_hint: str) -> int:
+    """`watch` until the process ends; Ctrl-C cancels it, waits for it to stop and says how to continue (130)."""
+    try:
+        return watch(process, seen, what=what, continue_hint=continue_hint)
+    except KeyboardInterrupt:
+        print("cancelling...", file=sys.stderr)
+        process.cancel()
+        process.wait()
+        print(f"{what} cancelled; {continue_hint}", file=sys.stderr)
+        return 130
+
+
+def watch(process, seen: int | None = None, *, what: str, continue_hint: str) -> int:
     """Shows a job's or pipeline's events (by default from its latest attempt on) until it ends.
 
     Args:

@@ -76,16 +76,11 @@ def run(args) -> int:
     if args.detach:
         return 0
     again = "run the same command again to continue it"
-    try:
-        # With --json, stdout holds the JSON alone: the progress lines go to stderr.
-        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-            status = follow(job, seen, what=f"pipeline {job.id}", continue_hint=again)
-    except KeyboardInterrupt:
-        print("cancelling...", file=sys.stderr)
-        job.cancel()
-        job.wait()
-        print(f"pipeline {job.id} cancelled; {again}", file=sys.stderr)
-        return 130
+    # With --json, stdout holds the JSON alone: the progress lines go to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        status = follow(job, seen, what=f"pipeline {job.id}", continue_hint=again)
+    if status == 130:
+        return status
     if job.state() == "failed":
         return 2  # its reason was printed as `har: error: ...`; most are the user's to fix (TLS, a wrong archive)
     if status == 0 and args.until:

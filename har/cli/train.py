@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from har.cli.common import add_training_options, training_config
@@ -58,14 +57,7 @@ def run(args) -> int:
     )
     if args.detach:
         return 0
-    try:
-        return follow(job, what=f"job {job.id}", continue_hint=f"resume it with `har train --resume {job.id}`")
-    except KeyboardInterrupt:
-        print("cancelling...", file=sys.stderr)
-        job.cancel()
-        job.wait()
-        print(f"job {job.id} cancelled; resume it with `har train --resume {job.id}`", file=sys.stderr)
-        return 130
+    return follow(job, what=f"job {job.id}", continue_hint=f"resume it with `har train --resume {job.id}`")
 
 
 def frame_cache(args) -> Path:

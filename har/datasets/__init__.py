@@ -3,7 +3,7 @@
 from har.datasets.cache import FrameCache, build_cache, cache_is_current, default_cache_path, list_caches, load_cache
 from har.datasets.demo import DEMO_CLASSES, DemoData, demo_cache_path, ensure_demo, generate_demo
 from har.datasets.layout import find_clips, find_root
-from har.datasets.splits import Split, group_split, make_split, report_split
+from har.datasets.splits import Split, config_split, group_split, make_split, report_split
 from har.datasets.ucf50 import UCF50_CLASSES
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "group_split",
     "list_caches",
     "load_cache",
+    "config_split",
     "make_split",
     "report_split",
 ]

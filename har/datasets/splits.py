@@ -65,3 +65,14 @@ def make_split(groups: np.ndarray, *, split: str, test_fraction: float, validati
     if split == "group":
         return group_split(groups, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
     raise ValueError(f"split={split!r}: choose 'report' or 'group'.")
+
+
+def config_split(groups: np.ndarray, config) -> Split:
+    """The split a `har.config.Config` names (its split, fractions and seed) over clips with these group ids."""
+    return make_split(
+        groups,
+        split=config.split,
+        test_fraction=config.test_fraction,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+    )
