@@ -1,11 +1,10 @@
-"""Saying aloud when a run is no better than guessing, and when a model difference is no bigger than luck."""
+"""Saying aloud when a run is no better than guessing (the seed-spread verdicts are in test_evaluation)."""
 
 import math
 
 import pytest
 
 from har.chance import SIGNIFICANCE, _binomial_tail, judge
-from har.evaluation import differences, seed_groups
 
 LEARNED = [1.30, 0.90, 0.40]
 
@@ -65,40 +64,3 @@ def test_the_verdict_is_the_same_as_with_the_hand_written_sum_for_every_score():
 def test_large_test_sets_do_not_overflow():
     assert judge(test_accuracy=0.025, test_clips=1669, num_classes=50, val_losses=[3.8]) is not None
     assert judge(test_accuracy=0.60, test_clips=1669, num_classes=50, val_losses=[1.5]) is None
-
-
-def rows(model, split, accuracies):
-    return [
-        {
-            "model": model,
-            "split": split,
-            "seed": 27 + i,
-            "accuracy": a,
-            "loss": 1 - a,
-            "at_chance": False,
-            "run_id": f"{model}-{split}-{i}",
-        }
-        for i, a in enumerate(accuracies)
-    ]
-
-
-def test_groups_hold_mean_and_sample_sd_over_seeds_and_no_sd_for_one_seed():
-    groups = seed_groups(rows("lrcn", "report", [0.8, 0.9, 1.0]) + rows("convlstm", "report", [0.5]))
-    assert [(g["model"], g["n"]) for g in groups] == [("convlstm", 1), ("lrcn", 3)]
-    assert groups[0]["accuracy_sd"] is None
-    assert groups[1]["accuracy_mean"] == pytest.approx(0.9) and groups[1]["accuracy_sd"] == pytest.approx(0.1)
-    assert groups[1]["seeds"] == [27, 28, 29] and groups[1]["loss_mean"] == pytest.approx(0.1)
-
-
-def test_a_gap_larger_than_the_seed_spread_is_called_and_one_within_it_is_not():
-    clear = differences(
-        seed_groups(rows("lrcn", "group", [0.80, 0.82, 0.81]) + rows("convlstm", "group", [0.50, 0.52, 0.51]))
-    )
-    assert clear[0]["beyond_seed_spread"] is True and clear[0]["interval_95"][0] > 0
-    assert clear[0]["lrcn_minus_convlstm"] == pytest.approx(0.30)
-    noisy = differences(
-        seed_groups(rows("lrcn", "group", [0.5, 0.9, 0.6]) + rows("convlstm", "group", [0.7, 0.4, 0.8]))
-    )
-    assert noisy[0]["beyond_seed_spread"] is False and "can't say which model is better" in noisy[0]["verdict"]
-    single = differences(seed_groups(rows("lrcn", "report", [0.9]) + rows("convlstm", "report", [0.5])))
-    assert single[0]["beyond_seed_spread"] is None and "--seeds" in single[0]["verdict"]

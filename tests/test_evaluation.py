@@ -52,14 +52,25 @@ def rows(model, accuracies, split="group"):
     ]
 
 
+def test_groups_hold_mean_and_sample_sd_over_seeds_and_no_sd_for_one_seed():
+    groups = seed_groups(rows("lrcn", [0.8, 0.9, 1.0], "report") + rows("convlstm", [0.5], "report"))
+    assert [(g["model"], g["n"]) for g in groups] == [("convlstm", 1), ("lrcn", 3)]
+    assert groups[0]["accuracy_sd"] is None
+    assert groups[1]["accuracy_mean"] == pytest.approx(0.9) and groups[1]["accuracy_sd"] == pytest.approx(0.1)
+    assert groups[1]["seeds"] == [27, 28, 29] and groups[1]["loss_mean"] == pytest.approx(0.1)
+
+
 def test_a_clear_gap_is_beyond_the_seed_spread_and_overlapping_seeds_are_not():
     (clear,) = differences(seed_groups(rows("lrcn", [0.80, 0.82, 0.81]) + rows("convlstm", [0.50, 0.52, 0.51])))
     assert clear["beyond_seed_spread"] is True and clear["interval_95"][0] > 0
+    assert clear["lrcn_minus_convlstm"] == pytest.approx(0.30)
     assert clear["interval_method"] == "percentile bootstrap, 10,000 resamples"
     (overlap,) = differences(seed_groups(rows("lrcn", [0.5, 0.9, 0.6]) + rows("convlstm", [0.7, 0.4, 0.8])))
     assert overlap["beyond_seed_spread"] is False and overlap["interval_95"][0] < 0 < overlap["interval_95"][1]
-    (single,) = differences(seed_groups(rows("lrcn", [0.9]) + rows("convlstm", [0.5])))
+    assert "can't say which model is better" in overlap["verdict"]
+    (single,) = differences(seed_groups(rows("lrcn", [0.9], "report") + rows("convlstm", [0.5], "report")))
     assert single["interval_95"] is None and single["interval_method"] is None
+    assert single["beyond_seed_spread"] is None and "--seeds" in single["verdict"]
 
 
 def evaluation(accuracy: float) -> dict:
