@@ -17,6 +17,8 @@ from har.cli.common import (
 from har.cli.follow import follow
 from har.config import REPORT_CLASSES, SPLITS, Config, parse_seeds
 
+DEMO_SOURCE = "demo"  # `--source demo`: the built-in demo; a folder named demo is `--source ./demo`
+
 
 def add_parser(commands) -> None:
     reproduce = commands.add_parser(
@@ -24,7 +26,11 @@ def add_parser(commands) -> None:
         help="the whole study as one background job: UCF50 -> cache -> "
         "both models on both splits -> comparison (resumable)",
     )
-    reproduce.add_argument("--source", help="a UCF50 archive or extracted folder on disk (default: download it)")
+    reproduce.add_argument(
+        "--source",
+        help="a UCF50 archive or extracted folder on disk, or `demo`: the built-in demo at its default size, "
+        "generated in DATA_DIR/demo if missing (default: download UCF50)",
+    )
     reproduce.add_argument("--url", help="where to download the archive from (default: the UCF50 site)")
     add_insecure_tls(reproduce)
     reproduce.add_argument(
@@ -41,6 +47,11 @@ def add_parser(commands) -> None:
         choices=("download", "extract", "cache"),
         help="stop after this stage (get the data and build the cache only)",
     )
+    reproduce.add_argument(
+        "--export",
+        metavar="DIR",
+        help="when it finishes, write every run as DIR/RUN.zip (`har export`'s format), e.g. pretrained/",
+    )
     reproduce.add_argument("--json", action="store_true", help="print the final comparison as JSON")
     reproduce.add_argument("--detach", action="store_true", help="start the pipeline and return at once")
     reproduce.set_defaults(handler=run)
@@ -50,14 +61,19 @@ def run(args) -> int:
     from har import pipeline
     from har.download import insecure_tls_requested
 
+    if args.export and args.detach:
+        raise ValueError("--export writes the runs when the pipeline finishes: drop --detach to wait for it.")
+    source, classes = args.source, ucf50_classes(args.classes)
+    if source == DEMO_SOURCE:
+        source, classes = built_in_demo(args)
     options = pipeline.Options(
         data_dir=str(args.data_dir),
-        source=args.source,
+        source=source,
         url=args.url,
         # Every run's settings (batch size, learning rate, patience, trainer included); seeds and splits are each run's.
         config=training_config(
             args,
-            classes=ucf50_classes(args.classes),
+            classes=classes,
             sequence_length=args.sequence_length,
             image_size=args.image_size,
         ),
@@ -89,4 +105,33 @@ def run(args) -> int:
         print(json.dumps(job.comparison(), indent=2))
     elif status == 0:
         print(f"done: `har compare {' '.join(job.run_ids())}` shows the comparison again")
+    if status == 0 and args.export and not args.until:
+        export(job.run_ids(), args.export, args.models_dir, out=sys.stderr if args.json else sys.stdout)
     return status
+
+
+def built_in_demo(args) -> tuple[str, list[str]]:
+    """`--source demo`: the default demo (made in DATA_DIR/demo if missing or of another size) and its classes
+    in its cache's order, so that the pipeline trains on the very cache `har data demo` builds."""
+    from har.cli.common import progress_bar
+    from har.datasets import ensure_demo, load_cache
+    from har.datasets.demo import DEFAULT_SETTINGS
+
+    if args.classes != ",".join(REPORT_CLASSES):
+        raise ValueError("--source demo: the demo has its own four classes; drop --classes.")
+    config = Config(sequence_length=args.sequence_length, image_size=args.image_size)
+    generate_bar, on_generate = progress_bar("generating demo clips")
+    decode_bar, on_decode = progress_bar("decoding demo clips")
+    with generate_bar, decode_bar:
+        demo = ensure_demo(args.data_dir, config, **DEFAULT_SETTINGS, on_generate=on_generate, on_decode=on_decode)
+    return str(demo.dataset), list(load_cache(demo.cache).class_names)
+
+
+def export(run_ids: list[str], folder: str, models_dir, *, out) -> None:
+    from har.cli.common import import_keras_quietly
+
+    import_keras_quietly()
+    from har.portable import export_runs
+
+    written = export_runs(run_ids, folder, models_dir)
+    print(f"exported {len(written)} runs -> {folder}", file=out)
