@@ -57,10 +57,11 @@ def explainer_for(run, models_dir: Path):
 
 
 def finished_runs(models_dir: Path) -> list:
-    """The latest finished run of each model."""
-    from har.runs import latest_runs
+    """The run that answers for each model (`har.runs.answering_runs`: of the job that made its newest finished
+    run, the one with the lowest validation loss), each with `choice` saying why."""
+    from har.runs import answering_runs
 
-    return latest_runs(models_dir)
+    return answering_runs(models_dir)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -69,18 +70,35 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 
 
 def run_description(run) -> str:
-    """One markdown line: model, run id, the data it learnt from, its classes."""
+    """One markdown line: model, run id, the data it learnt from, its classes, and why it answers."""
     metadata = run.metadata
     dataset = metadata.get("dataset") or {}
     split = metadata.get("split") or {}
     cache = Path(dataset["cache"]).name if dataset.get("cache") else "an unknown cache"
     clips = f", {plural(dataset['clips'], 'clip')}" if dataset.get("clips") else ""
     classes = ", ".join(metadata.get("classes") or []) or "unknown"
+    choice = f"; {run.choice}" if getattr(run, "choice", None) else ""
     return (
         f"**{MODEL_LABELS.get(run.model, run.model)}** run `{run.id}`: trained on `{cache}`{clips} "
         f"({split.get('name', '?')} split), {plural(metadata.get('epochs_run') or 0, 'epoch')}; "
-        f"knows {plural(len(metadata.get('classes') or []), 'class', 'classes')}: {classes}"
+        f"knows {plural(len(metadata.get('classes') or []), 'class', 'classes')}: {classes}{choice}"
     )
+
+
+DEMO_NOTICE = (
+    "These runs were trained on the synthetic stick-figure demo, not on UCF50: on a real clip their answer is a "
+    "guess among its four classes, not evidence. For real answers, get UCF50 on the Data page and train on it "
+    "on the Train page."
+)
+
+
+def demo_notice(runs) -> None:
+    """Says once, on Predict, Explain and Compare, what answers from demo-trained runs mean; nothing when no run
+    shown learnt from the demo (an owner's shipped UCF50 runs, say)."""
+    from har.runs import trained_on_demo
+
+    if any(trained_on_demo(run) for run in runs):
+        st.info(DEMO_NOTICE, icon=":material/science:")
 
 
 def public() -> bool:

@@ -1,7 +1,8 @@
 """Start-up tasks, run once before the app starts (`python -m har.bootstrap`, from docker/entrypoint.sh).
 
 1. Exported runs (`har export` zips) in the repository's `pretrained/` folder are imported when the models dir
-   has no finished run, so a fresh Space opens with real models.
+   has no finished run, each bound to the data dir's copy of the frame cache it was trained on, so a fresh
+   Space opens with models that answer and can be evaluated.
 2. The newest job or pipeline, when a restart killed it, resumes: a visitor cannot type `har train --resume`.
 3. With `HAR_BOOTSTRAP=report`, a models dir with nothing to show and no pipeline yet starts `har reproduce`
    with the report's settings.
@@ -22,10 +23,12 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_VARIABLE = "HAR_BOOTSTRAP"
 
 
-def import_pretrained(folder: str | Path, models_dir: str | Path) -> list:
+def import_pretrained(folder: str | Path, models_dir: str | Path, data_dir: str | Path | None = None) -> list:
     """Imports every `*.zip` in `folder` when the models dir has no finished run; returns the imported runs.
 
-    An archive that cannot be imported (damaged, a run id already taken) is logged and skipped.
+    Each is bound to the local frame cache it was trained on, when `data_dir` holds one
+    (`har.portable.bind_to_local_cache`). An archive that cannot be imported (damaged, a run id already taken)
+    is logged and skipped.
     """
     from har.portable import import_run
     from har.runs import latest_runs
@@ -36,7 +39,7 @@ def import_pretrained(folder: str | Path, models_dir: str | Path) -> list:
     imported = []
     for archive in archives:
         try:
-            imported.append(import_run(archive, models_dir))
+            imported.append(import_run(archive, models_dir, data_dir))
         except (ValueError, OSError) as error:
             log.warning("pretrained run %s not imported: %s", archive, error)
     return imported
@@ -76,7 +79,7 @@ def run(pretrained: str | Path, models_dir: str | Path, data_dir: str | Path, *,
 
     `report`: start `har reproduce` when there is nothing to show (`HAR_BOOTSTRAP=report`).
     """
-    imported = import_pretrained(pretrained, models_dir)
+    imported = import_pretrained(pretrained, models_dir, data_dir)
     resumed = resume_killed(models_dir)
     started = start_report(models_dir, data_dir) if report else None
     return {
@@ -88,7 +91,11 @@ def run(pretrained: str | Path, models_dir: str | Path, data_dir: str | Path, *,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m har.bootstrap", description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrained", default="pretrained", help="folder of exported runs (default: pretrained)")
+    parser.add_argument(
+        "--pretrained",
+        default=str(config_module.pretrained_dir()),
+        help="folder of exported runs (default: $HAR_PRETRAINED, else the repository's pretrained/)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="har: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -124,3 +124,12 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
 def models_dir(path: str | os.PathLike | None = None) -> Path:
     """Where trained runs live: `path`, else $HAR_MODELS_DIR, else $HAR_HOME/models, else ./models."""
     return Path(path or os.environ.get("HAR_MODELS_DIR") or home() / "models")
+
+
+def pretrained_dir() -> Path:
+    """Where shipped runs (`har export` zips) are imported from: $HAR_PRETRAINED, else the repository's
+    `pretrained/` folder (beside the `har` package of a source checkout)."""
+    folder = os.environ.get("HAR_PRETRAINED")
+    if folder:
+        return Path(folder)
+    return Path(__file__).resolve().parents[1] / "pretrained"  # har/config.py -> the repository

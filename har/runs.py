@@ -7,10 +7,11 @@ training, or whose training process died, has no folder yet: it is known from it
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from har import chance
@@ -26,6 +27,7 @@ class Run:
     model: str | None = None
     metadata: dict = field(default_factory=dict)
     reason: str | None = None  # why a run failed or is broken
+    choice: str | None = None  # why `answering_runs` chose it to answer for its model
 
     @property
     def seed(self) -> int | None:
@@ -191,6 +193,50 @@ def latest_runs(models_dir: str | Path) -> list[Run]:
     return [newest[name] for name in MODEL_NAMES if name in newest]
 
 
+def answering_runs(models_dir: str | Path) -> list[Run]:
+    """The one run per model that answers (Predict, Explain, `har predict` and `har explain` without --run), in
+    the order of MODEL_NAMES, each with `choice` saying why it was chosen.
+
+    Among the finished runs of the job that made the model's newest finished run (its other seeds and splits;
+    a run without a job stands alone), the one with the lowest best validation loss (`best_validation_loss`).
+    Never the highest test accuracy: the test split only reports, and a run chosen by it would report an
+    optimistic score. Ties go to the newer run.
+    """
+    from har.config import MODEL_NAMES
+
+    finished = [run for run in list_runs(models_dir) if run.status == "finished"]  # newest first
+    chosen = []
+    for name in MODEL_NAMES:
+        runs = [run for run in finished if run.model == name]
+        if not runs:
+            continue
+        job = runs[0].metadata.get("job")
+        group = [run for run in runs if job and run.metadata.get("job") == job] or runs[:1]
+        best = min(group, key=best_validation_loss)
+        chosen.append(replace(best, choice=_choice(best, group)))
+    return chosen
+
+
+def best_validation_loss(run: Run) -> float:
+    """The lowest validation loss of a run's history (the epoch early stopping restores); inf without one."""
+    losses = (run.metadata.get("history") or {}).get("val_loss") or []
+    finite = [float(loss) for loss in losses if isinstance(loss, (int, float)) and math.isfinite(loss)]
+    return min(finite, default=math.inf)
+
+
+def _choice(run: Run, group: list[Run]) -> str:
+    """Why `run` answers for its model, in a few words, e.g. `chosen by the lowest validation loss (0.412) of
+    its job's 6 runs (seed 28, report split)`."""
+    split = (run.metadata.get("split") or {}).get("name", "?")
+    if len(group) == 1:
+        return f"the newest finished run of this model (seed {run.seed}, {split} split)"
+    loss = best_validation_loss(run)
+    shown = f" ({loss:.3f})" if math.isfinite(loss) else ""
+    return (
+        f"chosen by the lowest validation loss{shown} of its job's {len(group)} runs (seed {run.seed}, {split} split)"
+    )
+
+
 def latest_study(models_dir: str | Path) -> list[Run]:
     """What `har compare` shows by default: the newest finished run of each model on each split, and beside
     each the other finished runs of the job that made it on that split (its other seeds). Splits in SPLITS
@@ -248,3 +294,18 @@ def held_out_clips(run: Run) -> list[dict]:
     return [
         {"path": cache.sources[i], "class": cache.class_names[cache.labels[i]], "split": "test"} for i in split.test
     ]
+
+
+def trained_on_demo(run: Run) -> bool:
+    """Whether a run learnt from the built-in synthetic demo: its metadata's dataset name (exported runs), else
+    where its frame cache's clips came from (`har.datasets.demo.from_demo`), when that cache is here."""
+    from har.datasets.demo import from_demo
+
+    dataset = run.metadata.get("dataset") or {}
+    if "name" in dataset:
+        return dataset["name"] == "demo"
+    try:
+        sources = json.loads((Path(dataset["cache"]) / "meta.json").read_text())["sources"]
+    except (KeyError, TypeError, OSError, ValueError):
+        return False
+    return isinstance(sources, list) and from_demo(sources)

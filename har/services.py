@@ -17,7 +17,7 @@ from har import archives
 from har.config import MODEL_NAMES, Config
 from har.datasets import build_cache, default_cache_path, ucf50
 from har.inference import Predictor, preprocessing
-from har.runs import find_run, latest_runs
+from har.runs import answering_runs, find_run
 from har.video import check_video_file, decode_clip
 
 
@@ -132,14 +132,15 @@ def predict_file(
 
 
 def select_runs(runs: list | None, models_dir: str | os.PathLike) -> list:
-    """`Run`s from ids, folders, `Run`s or model names (`lrcn`, `convlstm`: that model's latest finished run);
-    None: the latest finished run of each model.
+    """`Run`s from ids, folders, `Run`s or model names (`lrcn`, `convlstm`: the run that answers for that model);
+    None: the run that answers for each model (`har.runs.answering_runs`: among the runs of the job that made
+    its newest finished run, the lowest validation loss).
 
     Raises:
         FileNotFoundError: an unknown run, no finished run of a named model, or no finished run at all.
     """
     if runs:
-        latest = {run.model: run for run in latest_runs(models_dir)}
+        latest = {run.model: run for run in answering_runs(models_dir)}
         chosen = []
         for run in runs:
             if hasattr(run, "metadata"):
@@ -153,7 +154,7 @@ def select_runs(runs: list | None, models_dir: str | os.PathLike) -> list:
             else:
                 chosen.append(find_run(models_dir, run))
         return chosen
-    chosen = latest_runs(models_dir)
+    chosen = answering_runs(models_dir)
     if not chosen:
         raise FileNotFoundError(f"{models_dir}: no finished runs; train with `har train` first.")
     return chosen

@@ -15,7 +15,7 @@ from app.study import (
     split_lesson,
     test_predictions,
 )
-from app.ui import finished_runs, paths
+from app.ui import demo_notice, finished_runs, paths
 from har.config import MODEL_LABELS
 from har.glossary import GLOSSARY
 from har.report import REPORT_RESULTS
@@ -167,6 +167,7 @@ runs = pick_runs()
 if not runs:
     st.info("Pick at least one run above.")
     st.stop()
+demo_notice(runs)
 try:
     table = comparison(runs, models_dir)
 except (OSError, ValueError) as error:

@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from app.clips import pick_clips
-from app.ui import explainer_for, finished_runs, paths
+from app.ui import demo_notice, explainer_for, finished_runs, paths, run_description
 from app.uploads import opened
 from har import uploads
 from har.config import MODEL_LABELS
@@ -21,6 +21,10 @@ if not runs:
     st.info("No trained model yet: train the models on the Train page, then come back to see what they look at.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
+demo_notice(runs)
+with st.expander("Which runs answer", expanded=False):
+    for run in runs:
+        st.markdown(f"- {run_description(run)}")
 
 
 def explain(path, explainers) -> tuple:

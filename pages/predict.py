@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.clips import pick_clips
-from app.ui import finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
+from app.ui import demo_notice, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
 from app.uploads import opened
 from har import jobs, uploads
 from har.config import MODEL_LABELS, MODEL_NAMES, Config
@@ -184,6 +184,7 @@ runs = finished_runs(models_dir)
 if not runs:
     offer_demo_training()
     st.stop()
+demo_notice(runs)
 show_runs(runs)
 start_decoder_server()  # before the first upload, not during it
 

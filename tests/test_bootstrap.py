@@ -1,7 +1,10 @@
 """Start-up tasks: pretrained runs imported into an empty models dir, a killed job resumed, HAR_BOOTSTRAP=report."""
 
+import json
 import os
+import shutil
 import signal
+import zipfile
 
 import pytest
 
@@ -69,3 +72,26 @@ def test_bootstrap_report_starts_the_pipeline_only_when_there_is_nothing_to_show
     assert started.wait(timeout=60) == "cancelled"
     assert started.options == pipeline.Options(data_dir=str(tmp_path / "data"))  # the report's settings
     assert bootstrap.start_report(models_dir, tmp_path / "data") is None  # a pipeline exists already
+
+
+def test_the_start_up_binds_imported_runs_to_the_data_dirs_copy_of_their_cache(
+    exported, tiny_cache, tmp_path, monkeypatch
+):
+    # The zip as another machine wrote it: its cache at a path that does not exist here.
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    with zipfile.ZipFile(exported / "lrcn-tiny.zip") as source, zipfile.ZipFile(folder / "lrcn-tiny.zip", "w") as copy:
+        metadata = json.loads(source.read("metadata.json"))
+        metadata["dataset"]["cache"] = "/elsewhere/data/caches/demo-T8-S32"
+        copy.writestr("metadata.json", json.dumps(metadata))
+        copy.writestr("model.weights.h5", source.read("model.weights.h5"))
+    local = tmp_path / "data" / "caches" / "demo-T8-S32"
+    shutil.copytree(tiny_cache, local)
+    monkeypatch.setenv("HAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HAR_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.delenv("HAR_BOOTSTRAP", raising=False)
+    assert bootstrap.main(["--pretrained", str(folder)]) == 0
+    (run,) = latest_runs(tmp_path / "models")
+    dataset = run.metadata["dataset"]
+    assert dataset["cache"] == str(local.resolve()) and dataset["same_frames"] is True
+    assert dataset["trained_on"]["cache"] == "/elsewhere/data/caches/demo-T8-S32"

@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from har.cli.common import add_frame_options, add_insecure_tls, parse_classes, progress_bar, ucf50_classes
-from har.config import REPORT_CLASSES, Config
+from har.cli.common import (
+    add_frame_options,
+    add_insecure_tls,
+    import_keras_quietly,
+    parse_classes,
+    progress_bar,
+    ucf50_classes,
+)
+from har.config import REPORT_CLASSES, Config, pretrained_dir
 
 
 def add_parser(commands) -> None:
@@ -65,7 +72,47 @@ def run_demo(args) -> int:
     print(f"demo dataset ready: {out}")
     if not args.no_cache:
         print(f"frame cache ready: {demo.cache}")
+        import_shipped_runs(args.models_dir, args.data_dir)
     return 0
+
+
+def import_shipped_runs(models_dir: Path, data_dir: Path) -> None:
+    """The shipped runs (`har.config.pretrained_dir()`) imported into a models dir with no finished run, bound to
+    the demo cache just made, so the app answers at once; one line says so (nothing when there were none)."""
+    from har.bootstrap import import_pretrained
+    from har.runs import latest_runs, trained_on_demo
+
+    folder = pretrained_dir()
+    if not sorted(folder.glob("*.zip")) or latest_runs(models_dir):
+        return  # nothing shipped, or runs to show already: no TensorFlow to import
+    import_keras_quietly()
+    imported = import_pretrained(folder, models_dir, data_dir)
+    if not imported:
+        return
+    usable = [run for run in imported if _has_test_split(run)]
+    same = [run for run in usable if run.metadata["dataset"].get("same_frames") is not False]
+    where = "trained on this demo" if all(trained_on_demo(run) for run in imported) else "their frame caches found here"
+    pages = "the Predict, Explain and Compare pages"
+    if len(usable) < len(imported):
+        where = f"{len(imported) - len(usable)} found no copy of their frame cache here, so Compare cannot score them"
+        pages = "the Predict and Explain pages"
+    elif len(same) < len(imported):
+        where = "trained on this demo's settings; this machine decodes its videos to other frames, so scores may differ"
+    print(
+        f"imported {len(imported)} shipped runs ({where}) into {models_dir}/: `har runs` lists them; they answer "
+        f"on {pages} at once"
+    )
+
+
+def _has_test_split(run) -> bool:
+    """Whether the frame cache a run names is here, as it was (what `har evaluate` and Compare need)."""
+    from har.runs import run_split
+
+    try:
+        run_split(run)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
 
 
 def demo_cache(demo: Path, data_dir: Path) -> Path:

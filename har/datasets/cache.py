@@ -6,7 +6,11 @@ A cache is a folder:
     labels.npy       (N,) int64, index into class_names
     groups.npy       (N,) int64, UCF50 group (gXX) or -1
     real_frames.npy  (N,) int64, distinct source frames per clip (< T means padded)
-    meta.json        class names, sources, sequence length, image size, fingerprint, skipped clips
+    meta.json        class names, sources, sequence length, image size, fingerprint, content, skipped clips
+
+Two identities: `fingerprint` names the inputs (file names, sizes, modification times: it changes whenever the
+files are rewritten, so a cache is rebuilt), `content` the decoded result (a hash of the arrays: equal on two
+machines that decoded the same videos to the same frames, whenever the files were written).
 
 Clips are decoded in worker processes and each result is written straight to its slot in `frames.npy`, so
 memory stays bounded whatever the dataset size: no float32 copy, no list of clips. The folder is written
@@ -50,6 +54,7 @@ class FrameCache:
     image_size: int
     fingerprint: str
     skipped: list[dict]  # [{"path": ..., "reason": ...}] for clips that could not be decoded
+    content: str | None = None  # `content_hash` of the arrays, recorded at build; None for older caches
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -73,6 +78,7 @@ class FrameCache:
             "shape": list(self.frames.shape),
             "bytes_on_disk": sum(p.stat().st_size for p in self.path.iterdir() if p.is_file()),
             "fingerprint": self.fingerprint,
+            "content": self.content,
         }
 
 
@@ -101,8 +107,29 @@ def load_cache(path: str | Path) -> FrameCache:
         image_size=meta["image_size"],
         fingerprint=meta["fingerprint"],
         skipped=meta["skipped"],
+        content=meta.get("content"),
         **arrays,
     )
+
+
+def content_hash(
+    class_names, labels: np.ndarray, groups: np.ndarray, real_frames: np.ndarray, frames: np.ndarray
+) -> str:
+    """sha256 over the class names, labels, groups, real frame counts and every frame's bytes, in order: what the
+    cache holds, not which files it came from (`fingerprint`). `frames` is (N, T, H, W, 3) uint8, read in chunks."""
+    digest = hashlib.sha256(json.dumps(list(class_names)).encode())
+    for array in (labels, groups, real_frames):
+        digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes())
+    for start in range(0, len(frames), 64):
+        digest.update(np.ascontiguousarray(frames[start : start + 64], dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def cache_content(cache: FrameCache) -> str:
+    """The cache's content hash: recorded at build, else computed now (caches built before it was recorded)."""
+    if cache.content is not None:
+        return cache.content
+    return content_hash(cache.class_names, cache.labels, cache.groups, cache.real_frames, cache.frames)
 
 
 def fingerprint(clips: list[layout.ClipFile], classes: list[str], sequence_length: int, image_size: int) -> str:
@@ -252,9 +279,13 @@ def _build(source, out: Path, clips, classes, sequence_length, image_size, worke
             _compact(staging / "frames.npy", kept)
         labels = np.array([classes.index(clips[i].class_name) for i in kept], dtype=np.int64)
         np.save(staging / "labels.npy", labels)
-        np.save(staging / "groups.npy", np.array([clips[i].group for i in kept], dtype=np.int64))
+        groups = np.array([clips[i].group for i in kept], dtype=np.int64)
+        np.save(staging / "groups.npy", groups)
         real = np.load(staging / "real_frames.npy")[kept]
         np.save(staging / "real_frames.npy", real)
+        frames = np.load(staging / "frames.npy", mmap_mode="r")
+        content = content_hash(classes, labels, groups, real, frames)
+        del frames
         meta = {
             "version": FORMAT_VERSION,
             "class_names": classes,
@@ -262,6 +293,7 @@ def _build(source, out: Path, clips, classes, sequence_length, image_size, worke
             "sequence_length": sequence_length,
             "image_size": image_size,
             "fingerprint": expected,
+            "content": content,
             "skipped": [{"path": str(clips[i].path), "reason": reason} for i, reason in sorted(skipped.items())],
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -19,6 +19,7 @@ split by group leaves only the action to learn (see benchmarks/demo_difficulty.p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -104,12 +105,55 @@ def demo_is_current(out: str | Path, *, groups: int, clips_per_group: int, seed:
     """True when `out` holds a demo dataset made by this version with these settings."""
     marker = Path(out) / "demo.json"
     try:
-        return json.loads(marker.read_text()) == _settings(groups, clips_per_group, seed)
-    except (OSError, ValueError):
+        written = json.loads(marker.read_text())
+        return {key: written.get(key) for key in SETTING_KEYS} == _settings(groups, clips_per_group, seed)
+    except (OSError, ValueError, AttributeError):
         return False
 
 
+def describe_dataset(sources: list[str]) -> dict:
+    """Which dataset a cache's clips (`FrameCache.sources`) come from, as exported runs record it.
+
+    A demo folder (its `demo.json` beside the class folders) gives {"name": "demo", "groups", "clips_per_group",
+    "seed", "version", "fingerprint"} (`fingerprint`: `clips_fingerprint` of its clips, computed now for a
+    demo written before it was recorded); any other gives {"name": <the dataset folder's name, e.g. "UCF50">}.
+    """
+    if not sources:
+        return {"name": None}
+    root = Path(sources[0]).parent.parent  # <root>/<Class>/v_<Class>_gXX_cYY.avi
+    try:
+        written = json.loads((root / "demo.json").read_text())
+    except (OSError, ValueError):
+        return {"name": root.name}
+    if not isinstance(written, dict):
+        return {"name": root.name}
+    fingerprint = written.get("fingerprint") or clips_fingerprint(root)
+    return {
+        "name": "demo",
+        **{key: written.get(key) for key in ("groups", "clips_per_group", "seed", "version")},
+        "fingerprint": fingerprint,
+    }
+
+
+def from_demo(sources: list[str]) -> bool:
+    """Whether a cache's clips (`FrameCache.sources`) come from a demo folder; reads no clip (unlike
+    `describe_dataset`), so a page can ask on every rerun."""
+    return bool(sources) and (Path(sources[0]).parent.parent / "demo.json").is_file()
+
+
+def clips_fingerprint(folder: str | Path) -> str:
+    """sha256 over every clip's `<Class>/<file name>` and bytes, in sorted order: the same on any machine whose
+    OpenCV wrote the same videos, whenever they were written (unlike the frame cache's `fingerprint`)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*/*.avi"), key=lambda path: (path.parent.name, path.name)):
+        digest.update(f"{path.parent.name}/{path.name}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 DEFAULT_SETTINGS = {"groups": 25, "clips_per_group": 4, "seed": DEMO_SEED}  # generate_demo's defaults
+SETTING_KEYS = ("version", "classes", "groups", "clips_per_group", "seed")  # demo.json's keys that make a demo
 
 
 def _written_settings(dataset: Path) -> dict:
@@ -170,7 +214,7 @@ def generate_demo(
                     done += 1
                     if progress:
                         progress(done, total)
-        (staging / "demo.json").write_text(json.dumps(settings))
+        (staging / "demo.json").write_text(json.dumps({**settings, "fingerprint": clips_fingerprint(staging)}))
         swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
