@@ -97,10 +97,16 @@ def test_reproduce_from_empty_dirs_over_https_survives_a_kill_and_never_download
         kept = (home / "models" / first / "model.keras").stat().st_mtime_ns
 
         # The same command again continues: no second download, no cache rebuild, the finished run kept.
-        finished = har(home, *command, "--insecure-tls", "--json")
+        shipped = tmp_path / "shipped"
+        finished = har(home, *command, "--insecure-tls", "--json", "--export", str(shipped))
         assert finished.returncode == 0, finished.stderr
         assert behaviour.requests == [None]
-    table = json.loads(finished.stdout)
+    table = json.loads(finished.stdout)  # stdout holds the JSON alone; the export's line went to stderr
+    assert f"exported 4 runs -> {shipped}" in finished.stderr
+    assert sorted(path.name for path in shipped.iterdir()) == sorted(f"{run}.zip" for run in job.run_ids())
+    for run in job.run_ids():
+        with zipfile.ZipFile(shipped / f"{run}.zip") as exported:
+            assert json.loads(exported.read("metadata.json"))["run_id"] == run
     assert sorted((row["model"], row["split"]) for row in table["runs"]) == [
         ("convlstm", "group"),
         ("convlstm", "report"),
@@ -267,6 +273,35 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
         assert finished.returncode == 0, finished.stderr
     assert (home / "data" / "downloads" / "UCF50.rar").read_bytes() == body
     assert behaviour.requests == [None, f"bytes={resumed_at}-"]  # continued, not started over
+
+
+def test_source_demo_trains_on_the_cache_that_har_data_demo_builds(tmp_path):
+    refused = har(tmp_path, "reproduce", "--source", "demo", "--classes", "Swing,TaiChi", "--until", "cache")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "har: error: --source demo: the demo has its own four classes; drop --classes."
+    )
+    refused = har(tmp_path, "reproduce", "--source", "demo", "--export", str(tmp_path / "out"), "--detach")
+    assert refused.returncode == 2 and "drop --detach" in refused.stderr
+    assert not (tmp_path / "data").exists()
+
+    frames = ["--sequence-length", "8", "--image-size", "32"]
+    made = har(tmp_path, "reproduce", "--source", "demo", *frames, "--until", "cache")
+    assert made.returncode == 0, made.stderr
+    (job,) = pipeline.list_pipelines(tmp_path / "models")
+    demo_cache = tmp_path / "data" / "caches" / "demo-T8-S32"
+    assert Path(job.cache()) == demo_cache.resolve()
+    assert job.options.source == str((tmp_path / "data" / "demo").resolve())
+    assert len(find_clips(tmp_path / "data" / "demo")) == 400  # the default demo, 25 groups x 4 clips per class
+    meta = json.loads((demo_cache / "meta.json").read_text())
+    assert meta["class_names"] == sorted(meta["class_names"]) == list(job.options.config.classes)
+    stages = [(e["stage"], e["status"]) for e in job.events() if e["event"] == "stage" and e["status"] != "started"]
+    assert stages == [("extract", "done"), ("cache", "done")]
+    built = (demo_cache / "frames.npy").stat().st_mtime_ns
+    again = har(tmp_path, "reproduce", "--source", "demo", *frames, "--until", "cache")
+    assert again.returncode == 0, again.stderr
+    assert pipeline.list_pipelines(tmp_path / "models")[0].id == job.id
+    assert (demo_cache / "frames.npy").stat().st_mtime_ns == built
 
 
 def test_a_stage_whose_output_was_deleted_runs_again(demo_dataset, tmp_path):
