@@ -7,7 +7,10 @@ Run from the repository root (about 40 minutes on 2 cores with the defaults):
 Both commands run as a user runs them, one after the other in a fresh HAR_HOME, with the report's recipe
 (`har train`'s defaults: plain `model.fit`, seed 27, up to 30 epochs, patience 5); `--fast` adds `har train
 --fast` (the twin). Written to results/demo_end_to_end.json (`..._fast.json` with --fast): the wall time of each
-command, and for each model its epochs, median epoch time, test accuracy and training time.
+command, and for each model its epochs, median epoch time, test accuracy and training time. While they run, a
+sampler records every 5 s the load average, the CPU time that processes other than the benchmark's took, and
+the resident memory of the training process, so a disturbed measurement (or one that slows as it goes) shows
+in the file itself.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.load import Sampler, cpu_model  # noqa: E402 - after the path is set
 
 
 def timed(command: list[str], env: dict) -> float:
@@ -53,10 +58,17 @@ def main() -> None:
             *(["--fast"] if args.fast else []),
             *(["--epochs", str(args.epochs)] if args.epochs else []),
         ]
+        sampler = Sampler()
+        sampler.start()
+        commands = {"har " + " ".join(demo): timed(demo, env), "har " + " ".join(train): timed(train, env)}
+        sampler.stopped.set()
         results = {
-            "commands": {"har " + " ".join(demo): timed(demo, env), "har " + " ".join(train): timed(train, env)},
+            "commands": commands,
             "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
             "load_average_after": os.getloadavg(),
+            "during": sampler.summary(),
+            "samples": sampler.samples,
             "date": time.strftime("%Y-%m-%d"),
             "models": runs(Path(home) / "models"),
         }
@@ -65,6 +77,7 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=1) + "\n")
     for command, seconds in results["commands"].items():
         print(f"{command}: {seconds:.0f} s ({seconds / 60:.1f} min)")
+    print(f"during the run: {results['during']}")
     for model, run in results["models"].items():
         print(
             f"  {model}: {run['epochs_run']} epochs (best {run['best_epoch']}), median {run['epoch_seconds_median']} s "
