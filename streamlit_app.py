@@ -1,7 +1,8 @@
 """HAR Studio in the browser: `streamlit run streamlit_app.py`.
 
-The entry file is only a frame: the settings read from the environment, page config, navigation, the owner's
-sign-in. Each page in `pages/` reads its widgets, calls `har` and renders the result; what pages share is in `app/`.
+The entry file is only a frame: the settings read from the environment, page config, the models' background load
+(`app.warmup`), navigation, the owner's sign-in. Each page in `pages/` reads its widgets, calls `har` and renders the
+result; what pages share is in `app/`.
 """
 
 import os
@@ -10,9 +11,11 @@ import streamlit as st
 
 from app.settings import setup
 from app.ui import owner_sign_in
+from app.warmup import show_progress, start
 
 settings = setup(os.environ)  # the one place the app reads its environment
 st.set_page_config(page_title="HAR Studio", page_icon=":material/directions_run:", layout="wide")
+warmup = start(str(settings.models_dir))  # the models load in a thread of their own, once per server
 
 navigation = st.navigation(
     [
@@ -27,4 +30,6 @@ navigation = st.navigation(
 owner_sign_in()
 if not settings.public:  # a public server keeps its folder names to itself
     st.sidebar.caption(f"Data: `{settings.data_dir}`  \nModels: `{settings.models_dir}`")
+with st.sidebar:
+    show_progress(warmup)
 navigation.run()

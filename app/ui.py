@@ -26,7 +26,8 @@ def progress_callback(bar, label: str):
     return update
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading model...")
+# Room for the 12 shipped runs (Compare reads them all) and a few more; predictor_for shows the spinner.
+@st.cache_resource(max_entries=16, show_spinner=False)
 def _predictor(run_path: str, model_mtime: float, models_dir: str):
     from har.quiet import import_keras
 
@@ -38,9 +39,19 @@ def _predictor(run_path: str, model_mtime: float, models_dir: str):
 
 def predictor_for(run, models_dir: Path):
     """A loaded Predictor, shared by every session; a new or retrained run gets a new cache entry. The `load`
-    that `har.services.predict_file` takes."""
+    that `har.services.predict_file` takes, and what `app.warmup` fills in the background.
+
+    A page waiting for a load (its own, or the background loader's under the cache's per-entry lock) shows a
+    spinner after half a second; the background thread has no page, and a spinner there would log Streamlit's
+    "missing ScriptRunContext" warning, so it loads without one.
+    """
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
     mtime = (run.path / "model.keras").stat().st_mtime
-    return _predictor(str(run.path), mtime, str(models_dir))
+    if get_script_run_ctx(suppress_warning=True) is None:  # app.warmup's thread
+        return _predictor(str(run.path), mtime, str(models_dir))
+    with st.spinner("Loading model..."):
+        return _predictor(str(run.path), mtime, str(models_dir))
 
 
 @st.cache_resource(max_entries=8, show_spinner="Preparing the explanation...")
