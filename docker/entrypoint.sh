@@ -24,10 +24,21 @@ fi
 mkdir -p "$HAR_HOME/data" "$HAR_HOME/models"
 echo "har: HAR_HOME=$HAR_HOME"
 
-# The image built the demo dataset into the app folder; a fresh volume gets a copy (seconds, not a rebuild).
-if [ ! -d "$HAR_HOME/data/demo" ] && [ -d "$APP_DIR/data/demo" ]; then
-    rm -rf "$HAR_HOME/data/demo.copying"
-    cp -r "$APP_DIR/data/demo" "$HAR_HOME/data/demo.copying" && mv "$HAR_HOME/data/demo.copying" "$HAR_HOME/data/demo"
+# The image built the demo dataset and its frame caches into the app folder; a fresh volume gets a copy (seconds,
+# not a rebuild). `cp -p` keeps the clips' times, which the caches' fingerprints include, so the copied caches
+# stay current and the shipped runs bind to them on import (their test split, Compare, the held-out clips).
+copy_once() {  # copy_once FROM TO: TO appears whole or not at all
+    if [ ! -e "$2" ] && [ -d "$1" ]; then
+        rm -rf "$2.copying"
+        cp -rp "$1" "$2.copying" && mv "$2.copying" "$2"
+    fi
+}
+copy_once "$APP_DIR/data/demo" "$HAR_HOME/data/demo"
+if [ -d "$APP_DIR/data/caches" ]; then
+    mkdir -p "$HAR_HOME/data/caches"
+    for cache in "$APP_DIR"/data/caches/demo-*; do
+        [ -d "$cache" ] && copy_once "$cache" "$HAR_HOME/data/caches/$(basename "$cache")"
+    done
 fi
 
 # Pretrained runs, killed jobs, HAR_BOOTSTRAP=report. A failure here is reported but never keeps the app down.

@@ -2,7 +2,8 @@
 
 - `prepare_cache`: a dataset folder or archive -> a frame cache (extracting the archive's classes first).
 - `predict_file`: one video file -> every chosen run's class probabilities, decoding once per preprocessing.
-- `select_runs`: the runs a command names (ids, folders, model names) or the latest finished ones.
+- `select_runs`: the runs a command names (ids, folders, model names) or the one that answers for each model
+  (`har.runs.answering_runs`: the lowest validation loss of its job's runs).
 - `compare_runs`: the comparison table (`har.evaluation.compare`), each row with its confusion matrix.
 """
 
@@ -93,7 +94,8 @@ def predict_file(
     before any model is loaded: a bad file costs no model load.
 
     Args:
-        runs: run ids, folders, `Run`s or model names (`select_runs`); None: the latest finished run of each model.
+        runs: run ids, folders, `Run`s or model names (`select_runs`); None: the run that answers for each model
+            (`har.runs.answering_runs`).
         models_dir: the folder holding the runs.
         decoder: `(path, sequence_length, image_size) -> Clip`; default `har.video.decode_clip` (the app passes
             `har.sandbox.decode_untrusted` for uploads).

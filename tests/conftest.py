@@ -18,6 +18,9 @@ import pytest
 from filelock import FileLock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `har data demo` imports the runs shipped in pretrained/ into an empty models dir; the tests' own runs must be
+# what answers, so the suite ships none unless a test points HAR_PRETRAINED at pretrained/ itself.
+os.environ["HAR_PRETRAINED"] = str(Path(__file__).resolve().parent / "no-shipped-runs")
 
 
 def shared_folder(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:

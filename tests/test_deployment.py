@@ -71,6 +71,10 @@ def start(tmp_path, volume, **env):
     app = tmp_path / "app"
     (app / "data" / "demo" / "Walking").mkdir(parents=True, exist_ok=True)
     (app / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi").write_bytes(b"clip")
+    os.utime(app / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi", ns=(1_000_000_123, 1_000_000_123))
+    (app / "data" / "caches" / "demo-T20-S64").mkdir(parents=True, exist_ok=True)
+    (app / "data" / "caches" / "demo-T20-S64" / "meta.json").write_text("{}")
+    (app / "data" / "caches" / "UCF50-T20-S64").mkdir(parents=True, exist_ok=True)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("HAR_")}
     # The interpreter these tests run under, which has har's requirements (a `python` on PATH may not).
     environment.update(
@@ -94,7 +98,11 @@ def test_entrypoint_keeps_data_and_models_on_a_writable_volume_and_seeds_the_dem
     variables, _ = start(tmp_path, volume)
     assert variables["HAR_HOME"] == str(volume)
     assert (volume / "models").is_dir()
-    assert (volume / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi").read_bytes() == b"clip"
+    clip = volume / "data" / "demo" / "Walking" / "v_Walking_g01_c01.avi"
+    assert clip.read_bytes() == b"clip"
+    assert clip.stat().st_mtime_ns == 1_000_000_123  # the demo cache's fingerprint holds the clips' times
+    assert (volume / "data" / "caches" / "demo-T20-S64" / "meta.json").read_text() == "{}"
+    assert sorted(path.name for path in (volume / "data" / "caches").iterdir()) == ["demo-T20-S64"]
     assert [path.name for path in volume.iterdir() if path.name.startswith(".har-write-test")] == []
 
 
