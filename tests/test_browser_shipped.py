@@ -7,6 +7,7 @@ clip at once, so the background loader (`app.warmup`) may still be at work: the 
 to the first answer and from the upload to both models' probabilities land in test-artifacts/first-answer.json
 (benchmarks/README.md, "First answer on a fresh server"); nothing here asserts a time. Then Compare and Explain.
 docs/predict.png, docs/compare.png and docs/explain.png, the README's screenshots, are remade on every run.
+`HAR_TEST_PRETRAINED=DIR` takes the shipped runs from DIR instead of pretrained/.
 """
 
 import json
@@ -28,6 +29,9 @@ DOCS = ROOT / "docs"
 VIEWPORT = {"width": 1280, "height": 900}
 MAX_PICTURE_BYTES = 400_000  # the README's pictures stay light enough to read on a slow connection
 LOG_NAME = "browser_shipped-server.log"
+# The runs the README's start imports: the repository's pretrained/; HAR_TEST_PRETRAINED points this test at another
+# folder of `har export` zips (stand-ins, say, while the real ones train).
+SHIPPED = Path(os.environ.get("HAR_TEST_PRETRAINED") or ROOT / "pretrained")
 READY_LINE = re.compile(r"(\d+) models ready, loaded in the background in ([\d.]+) s")
 
 pytestmark = [
@@ -42,6 +46,7 @@ def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("shipped-home")
     env = {key: value for key, value in os.environ.items() if key not in ("HAR_DATA_DIR", "HAR_MODELS_DIR")}
     env["HAR_HOME"] = str(home)
+    env["HAR_PRETRAINED"] = str(SHIPPED)  # the suite ships none by default (tests/conftest.py); this test asks
     subprocess.run(
         [sys.executable, "-m", "har", "data", "demo"], cwd=home, env=env, check=True, capture_output=True, timeout=1200
     )
@@ -50,7 +55,7 @@ def home(tmp_path_factory):
     answering = sorted(run.model for run in latest_runs(home / "models"))
     assert answering == sorted(MODEL_NAMES), (
         f"`har data demo` left runs of {answering or 'no model'} in {home / 'models'}: it should import the shipped "
-        "runs (pretrained/*.zip, or $HAR_PRETRAINED)"
+        f"runs ({SHIPPED}/*.zip)"
     )
     return home, env
 
@@ -171,7 +176,7 @@ def test_the_first_upload_is_answered_by_both_shipped_models(server):
         "background_loader_seconds": float(loaded[2]) if loaded else None,  # its own clock, from the first page
         "sidebar_at_upload": sidebar_at_upload.strip().splitlines()[-1:] if sidebar_at_upload.strip() else [],
         "runs": answering,
-        "pretrained": os.environ.get("HAR_PRETRAINED") or "pretrained/",
+        "pretrained": str(SHIPPED.relative_to(ROOT)) if SHIPPED.is_relative_to(ROOT) else str(SHIPPED),
         "clip": clip.name,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
