@@ -1,7 +1,8 @@
-"""Loading the models in the background as the server starts, so that the first upload answers at once.
+"""Loading the models in the background from a server's first page view, so that the first upload waits less.
 
 On a fresh server the first upload used to wait for TensorFlow's import (about 11 s on 2 cores), the models'
-load and their first traced calls. `start` hands that work to one daemon thread per server process: it starts
+load and their first traced calls. `start` hands that work to one daemon thread per server process, started by
+the entry script's first run (Streamlit runs no app code before a browser connects): it starts
 the upload decoders' forkserver, imports Keras quietly, and loads the predictor of every run that the pages
 answer with into the very cache that `app.ui.predictor_for` reads, each followed by one prediction and one
 out-of-distribution check of a blank clip, so that their functions are traced and the run's OOD reference is
