@@ -260,7 +260,9 @@ def test_ctrl_c_cancels_the_download_and_the_same_command_continues_it(tmp_path)
         with pytest.raises(JobBusy, match=f"pipeline {job.id} is already running"):
             pipeline.start(pipeline.Options(data_dir=str(home / "data"), url=server.url), home / "models")
         following.send_signal(signal.SIGINT)
-        _, errors = following.communicate(timeout=60)
+        # A cancel is seen when a chunk arrives: if the held server already sent its 1 MB (a busy machine), it
+        # waits for the download's 60 s read timeout. Known limit, to fix in har.download.
+        _, errors = following.communicate(timeout=150)
         assert following.returncode == 130, errors
         assert f"pipeline {job.id} cancelled; run the same command again to continue it" in errors
         assert job.state() == "cancelled"
