@@ -30,6 +30,8 @@ navigation = st.navigation(
 owner_sign_in()
 if not settings.public:  # a public server keeps its folder names to itself
     st.sidebar.caption(f"Data: `{settings.data_dir}`  \nModels: `{settings.models_dir}`")
-with st.sidebar:
-    show_progress(warmup)
-navigation.run()
+progress_line = st.sidebar.empty()
+try:
+    navigation.run()
+finally:  # after the page, which may have waited for the loader: the line says where it is now
+    show_progress(warmup, progress_line)

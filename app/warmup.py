@@ -57,16 +57,16 @@ def start(models_dir: str) -> Warmup:
     return warmup
 
 
-def show_progress(warmup: Warmup) -> None:
-    """The quiet line in the current container while the models load; nothing once done.
+def show_progress(warmup: Warmup, slot) -> None:
+    """The quiet line in `slot` (an `st.empty()`) while the models load; nothing once done.
 
-    It says how far the loader had got when this script run began. A timer to refresh it (a fragment with
+    It says how far the loader had got when this script run's page ended. A timer to refresh it (a fragment with
     `run_every`) would cost more than it tells: every script run, a fragment's included, ends with Streamlit's
     Keras `clear_session` and a full garbage collection, about 1 s of CPU on 2 cores with TensorFlow loaded.
     """
     line = warmup.line()
     if line:
-        st.caption(line)
+        slot.caption(line)
 
 
 def _warm(warmup: Warmup, models_dir: Path) -> None:
