@@ -12,10 +12,16 @@ from pathlib import Path
 
 REPORT_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
 SPLITS = ("report", "group")
-MODEL_NAMES = ("convlstm", "lrcn")
+REPORT_MODELS = ("convlstm", "lrcn")  # the report's two, the defaults of `har train` and `har reproduce`
+MODEL_NAMES = (*REPORT_MODELS, "mobilenet")  # mobilenet: a frozen ImageNet backbone and an LSTM head
+BACKBONE_MODELS = ("mobilenet",)  # on a frozen pretrained backbone: the head trains on its cached features
 TRAINERS = ("twin", "plain")
 DISTRIBUTIONS = ("mirrored", "multiworker")
-MODEL_LABELS = {"convlstm": "ConvLSTM", "lrcn": "LRCN"}  # how pages and messages name the models
+MODEL_LABELS = {
+    "convlstm": "ConvLSTM",
+    "lrcn": "LRCN",
+    "mobilenet": "MobileNetV2+LSTM",
+}  # how pages and messages name the models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +43,9 @@ class Config:
     trainer: str = "plain"
     distribute: str | None = None  # None: one device; "mirrored": every local GPU; "multiworker": TF_CONFIG's hosts
     mixed_precision: bool = False  # float16 compute with float32 weights, on a GPU only
+    # The mobilenet model's backbone weights file; None: $HAR_BACKBONE_WEIGHTS, else Keras' ImageNet file
+    # (har.backbones). The report's two models ignore it.
+    backbone_weights: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -60,6 +69,8 @@ class Config:
             )
         if not isinstance(self.mixed_precision, bool):
             raise ValueError(f"mixed_precision={self.mixed_precision!r}: must be True or False.")
+        if self.backbone_weights is not None and not isinstance(self.backbone_weights, str):
+            raise ValueError(f"backbone_weights={self.backbone_weights!r}: give a file path, or None.")
         if self.split not in SPLITS:
             raise ValueError(f"split={self.split!r}: choose one of {', '.join(SPLITS)}.")
         for name in ("test_fraction", "validation_fraction"):

@@ -19,8 +19,9 @@ import json
 from pathlib import Path
 
 from har import background
+from har.backbones import resolve_weights
 from har.background import JobBusy
-from har.config import MODEL_LABELS, MODEL_NAMES, Config, check_seeds
+from har.config import BACKBONE_MODELS, MODEL_LABELS, MODEL_NAMES, Config, check_seeds
 from har.runs import Run, list_runs, newest_first, read_run
 
 __all__ = ["Job", "JobBusy", "JobProgress", "Outcome", "PlannedRun", "current", "list_all_runs", "list_jobs"]
@@ -341,6 +342,8 @@ def start(
     config = config or Config()
     seeds = list(check_seeds(seeds)) if seeds else [config.seed]
     frames = load_cache(cache)  # a clear error now rather than a failed job later
+    if any(model in BACKBONE_MODELS for model in models):
+        resolve_weights(config.backbone_weights)  # likewise: the file is there, or downloaded now, or one line
     config = config.replace(
         classes=frames.class_names, sequence_length=frames.sequence_length, image_size=frames.image_size, seed=seeds[0]
     )

@@ -1,4 +1,5 @@
-"""The report's two architectures, as its layer tables (Figures 1 and 2) show them.
+"""The report's two architectures, as its layer tables (Figures 1 and 2) show them, and a third on a pretrained
+backbone (the report's future work).
 
 Inputs are (batch, T, H, W, 3) float32 frames already scaled to [0, 1] by the input pipeline, so the layer
 tables stay identical to the report's (no Rescaling layer).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from har.backbones import MOBILENET_V2, build_backbone
 from har.config import MODEL_NAMES, Config
 
 # The report's sizes are the defaults (`har.config.Config`): its classes, frames per clip and frame size.
@@ -21,12 +23,21 @@ def build_model(
     num_classes: int = NUM_CLASSES,
     sequence_length: int = Config.sequence_length,
     image_size: int = Config.image_size,
+    backbone_weights: str | None = None,
 ) -> keras.Model:
-    """Builds an uncompiled model by name: "convlstm" or "lrcn"."""
+    """Builds an uncompiled model by name: "convlstm", "lrcn" or "mobilenet".
+
+    Args:
+        backbone_weights: the mobilenet model's backbone weights file (`har.backbones.resolve_weights`); None
+            leaves its seeded random initialisation. The report's two models have no backbone.
+    """
+    sizes = {"num_classes": num_classes, "sequence_length": sequence_length, "image_size": image_size}
+    if name == "mobilenet":
+        return build_mobilenet(**sizes, backbone_weights=backbone_weights)
     builders = {"convlstm": build_convlstm, "lrcn": build_lrcn}
     if name not in builders:
         raise ValueError(f"model {name!r}: choose one of {', '.join(MODEL_NAMES)}.")
-    return builders[name](num_classes=num_classes, sequence_length=sequence_length, image_size=image_size)
+    return builders[name](**sizes)
 
 
 def build_convlstm(
@@ -75,6 +86,52 @@ def build_lrcn(
     model.add(layers.LSTM(32))
     model.add(layers.Dense(num_classes, activation="softmax", dtype="float32"))
     return model
+
+
+def build_mobilenet(
+    *,
+    num_classes: int = NUM_CLASSES,
+    sequence_length: int = Config.sequence_length,
+    image_size: int = Config.image_size,
+    backbone_weights: str | None = None,
+) -> keras.Model:
+    """A frozen ImageNet MobileNetV2 (Sandler et al., 2018) on every frame, then the LRCN's LSTM(32) over time.
+
+    Per frame: resized to the backbone's 96x96 (`har.backbones`), scaled to [-1, 1] as MobileNetV2 expects, its
+    last convolution's 3x3x1280 map averaged into 1280 features. Over time: dropout 0.25, LSTM(32), softmax.
+    Only the head after the pooling trains (168,196 parameters for 4 classes); the backbone's 2,257,984 stay
+    as loaded, so each clip's features can be computed once (`har.features`) and training runs the head alone.
+    """
+    backbone = MOBILENET_V2
+    model = keras.Sequential(name="mobilenet")
+    model.add(keras.Input((sequence_length, image_size, image_size, 3)))
+    if image_size != backbone.input_size:
+        size = backbone.input_size
+        model.add(layers.TimeDistributed(layers.Resizing(size, size, interpolation="bilinear"), name="resize"))
+    model.add(layers.TimeDistributed(layers.Rescaling(2.0, offset=-1.0), name="to_minus_one_one"))
+    model.add(layers.TimeDistributed(build_backbone(backbone, backbone_weights), name="backbone"))
+    model.add(layers.TimeDistributed(layers.GlobalAveragePooling2D(), name="pooled_features"))
+    model.add(layers.Dropout(0.25))
+    model.add(layers.LSTM(32))
+    model.add(layers.Dense(num_classes, activation="softmax", dtype="float32"))
+    return model
+
+
+def split_at_features(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(extractor, head) of a model whose frames go through per-frame layers, then a head over time (mobilenet).
+
+    The extractor maps (B, T, H, W, 3) frames to (B, T, D) features: every TimeDistributed layer up to the first
+    that is not. The head maps (B, T, D) features to the probabilities. Both share `model`'s layers and weights,
+    so training the head trains `model`.
+    """
+    first_of_head = next(i for i, layer in enumerate(model.layers) if not isinstance(layer, layers.TimeDistributed))
+    features = model.layers[first_of_head - 1].output
+    extractor = keras.Model(model.inputs, features, name=f"{model.name}_features")
+    head_inputs = keras.Input(features.shape[1:])
+    outputs = head_inputs
+    for layer in model.layers[first_of_head:]:
+        outputs = layer(outputs)
+    return extractor, keras.Model(head_inputs, outputs, name=f"{model.name}_head")
 
 
 def layer_table(model: keras.Model) -> list[tuple[str, tuple, int]]:
@@ -184,6 +241,8 @@ def fast_model(model: keras.Model) -> keras.Model:
     inputs = keras.Input(model.input_shape[1:])
     outputs = inputs
     for layer in model.layers:
+        if isinstance(layer, layers.InputLayer):  # a functional chain's (a Sequential lists none)
+            continue
         if isinstance(layer, layers.TimeDistributed):
             outputs = _FramesTogether(layer)(outputs)
         elif _fusable(layer):

@@ -26,10 +26,13 @@ import keras
 import numpy as np
 
 from har import __version__, chance
-from har.config import Config
+from har.backbones import MOBILENET_V2, resolve_weights
+from har.batches import FrameBatches
+from har.config import BACKBONE_MODELS, Config
 from har.datasets import FrameCache, Split, config_split, load_cache
 from har.devices import configure_devices, distribution_strategy, has_gpu
-from har.models import build_model, fast_model
+from har.features import clip_features
+from har.models import build_model, fast_model, split_at_features
 from har.runs import save_run
 from har.training_state import TrainingState
 
@@ -37,44 +40,6 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[dict], None]
 BATCH_EVENT_SECONDS = 0.5  # at most two batch events a second
-
-
-class FrameBatches(keras.utils.PyDataset):
-    """(frames, one-hot labels) batches from a frame cache: float32 in [0, 1], (B, T, H, W, 3).
-
-    Shuffled anew each epoch from `seed` when `shuffle` is set, so a run is reproducible; `shuffles` counts the
-    orders drawn, which is all a resumed run needs to continue the same sequence (`replay_shuffles`).
-    """
-
-    def __init__(self, cache: FrameCache, indices: np.ndarray, *, batch_size: int, shuffle: bool, seed: int):
-        super().__init__()
-        self.cache, self.indices, self.batch_size, self.shuffle = cache, np.asarray(indices), batch_size, shuffle
-        self.seed = seed
-        self.replay_shuffles(1)
-        self.num_classes = len(cache.class_names)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.indices) / self.batch_size)
-
-    def __getitem__(self, batch: int):
-        chosen = np.sort(self.order[batch * self.batch_size : (batch + 1) * self.batch_size])
-        frames = self.cache.frames[chosen].astype(np.float32) * np.float32(1 / 255)
-        labels = keras.utils.to_categorical(self.cache.labels[chosen], self.num_classes)
-        return frames, labels
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.order = self.rng.permutation(self.indices)
-            self.shuffles += 1
-
-    def replay_shuffles(self, count: int) -> None:
-        """Puts the shuffling where it was after `count` orders had been drawn (the first at creation)."""
-        self.rng = np.random.default_rng(self.seed)
-        self.order, self.shuffles = self.indices, 0
-        if self.shuffle:
-            for _ in range(count):
-                self.order = self.rng.permutation(self.indices)
-                self.shuffles += 1
 
 
 class ProgressEvents(keras.callbacks.Callback):
@@ -181,11 +146,20 @@ class _Setup:
     network: keras.Model  # what is fitted: the model itself, or its twin (which trains the model's weights)
     train: FrameBatches
     validation: FrameBatches
+    features: object | None = None  # (N, T, D) backbone features the head trains on (mobilenet), else None
+    backbone: dict | None = None  # which backbone and weights (mobilenet), for the metadata
+    cancelled: bool = False  # cancelled while computing the features: nothing to fit
 
 
-def _prepare(cache: FrameCache, model_name: str, config: Config) -> _Setup:
-    """Seeds, devices, split, the compiled network and its batches: the report's `model.fit` set-up, in its order."""
+def _prepare(cache: FrameCache, model_name: str, config: Config, record: Emit, should_cancel) -> _Setup:
+    """Seeds, devices, split, the compiled network and its batches: the report's `model.fit` set-up, in its order.
+
+    The mobilenet model's network is its head, fitted on the clips' backbone features (`har.features`), which
+    are computed first (once per cache and weights: they depend on neither the seed nor the split).
+    """
     twin = config.trainer == "twin"
+    weights = resolve_weights(config.backbone_weights) if model_name in BACKBONE_MODELS else None
+    features = _backbone_features(cache, model_name, config, weights, record, should_cancel) if weights else None
     keras.utils.set_random_seed(config.seed)
     device = configure_devices(ops_side_by_side=twin)
     if config.mixed_precision:
@@ -204,8 +178,10 @@ def _prepare(cache: FrameCache, model_name: str, config: Config) -> _Setup:
             num_classes=len(config.classes),
             sequence_length=config.sequence_length,
             image_size=config.image_size,
+            backbone_weights=str(weights.path) if weights else None,
         )
-        network = fast_model(model) if twin else model
+        network = split_at_features(model)[1] if weights else model
+        network = fast_model(network) if twin else network
         if config.distribute == "multiworker":
             network = _MultiWorkerModel(network.inputs, network.outputs, name=network.name)
         network.compile(
@@ -213,9 +189,30 @@ def _prepare(cache: FrameCache, model_name: str, config: Config) -> _Setup:
             loss="categorical_crossentropy",
             metrics=["accuracy"],
         )
-    train = FrameBatches(cache, split.train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    validation = FrameBatches(cache, split.validation, batch_size=config.batch_size, shuffle=False, seed=config.seed)
-    return _Setup(cache, config, device, split, strategy, model, network, train, validation)
+    batches = {"batch_size": config.batch_size, "seed": config.seed, "features": features}
+    train = FrameBatches(cache, split.train, shuffle=True, **batches)
+    validation = FrameBatches(cache, split.validation, shuffle=False, **batches)
+    backbone = {**dataclasses.asdict(MOBILENET_V2), "weights": weights.to_dict()} if weights else None
+    cancelled = weights is not None and features is None
+    return _Setup(
+        cache, config, device, split, strategy, model, network, train, validation, features, backbone, cancelled
+    )
+
+
+def _backbone_features(cache: FrameCache, model_name: str, config: Config, weights, record: Emit, should_cancel):
+    """The cache's features under the model's frozen backbone (kept beside the cache); None if cancelled."""
+    sizes = {"num_classes": len(config.classes), "sequence_length": config.sequence_length}
+    model = build_model(model_name, **sizes, image_size=config.image_size, backbone_weights=str(weights.path))
+    started, reported = time.monotonic(), [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - reported[0] >= BATCH_EVENT_SECONDS or done == total:
+            reported[0] = now
+            record({"event": "features", "done": done, "total": total, "seconds": round(now - started, 2)})
+
+    extractor = split_at_features(model)[0]
+    return clip_features(cache, extractor, MOBILENET_V2, weights, progress=progress, should_cancel=should_cancel)
 
 
 def train_run(
@@ -252,8 +249,9 @@ def train_run(
         emit(event)
 
     started = time.monotonic()
-    setup = _prepare(cache, model_name, config)
+    setup = _prepare(cache, model_name, config, record, should_cancel)
     progress = ProgressEvents(record, epochs=config.epochs, should_cancel=should_cancel)
+    progress.cancelled = setup.cancelled
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
@@ -267,7 +265,8 @@ def train_run(
     )
     record(_started_event(setup, state))
     try:
-        _fit(setup, state, early_stopping, progress)
+        if not progress.cancelled:
+            _fit(setup, state, early_stopping, progress)
     except Exception as error:  # noqa: BLE001 - any failure inside Keras ends the run with its reason
         log.error("run %s failed inside Keras:\n%s", run_id, traceback.format_exc())
         progress.failure = _failure_reason(error)
@@ -349,6 +348,8 @@ def _metadata(setup: _Setup, run_id, job_id, model_name, cache_path, history: di
         },
         "dataset": {"cache": str(Path(cache_path).resolve()), "fingerprint": cache.fingerprint, "clips": len(cache)},
         "parameters": setup.model.count_params(),
+        "trainable_parameters": int(sum(np.prod(variable.shape) for variable in setup.model.trainable_variables)),
+        "backbone": setup.backbone,
         "network": config.trainer,
         "history": history,
         "epochs_run": len(history.get("loss", [])),
@@ -367,7 +368,14 @@ def _test_and_save(
     """Scores the trained model on the test split, judges it against chance, and saves the finished run
     (`started`: when the run began, on the monotonic clock)."""
     config, split = setup.config, setup.split
-    test = FrameBatches(setup.cache, split.test, batch_size=max(config.batch_size, 16), shuffle=False, seed=config.seed)
+    test = FrameBatches(
+        setup.cache,
+        split.test,
+        batch_size=max(config.batch_size, 16),
+        shuffle=False,
+        seed=config.seed,
+        features=setup.features,
+    )
     test_loss, test_accuracy = setup.network.evaluate(test, verbose=0)
     verdict = chance.judge(
         test_accuracy=float(test_accuracy),

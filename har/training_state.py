@@ -38,7 +38,7 @@ class TrainingState(keras.callbacks.Callback):
         folder: str | Path | None,
         *,
         early_stopping: keras.callbacks.EarlyStopping,
-        batches: keras.utils.PyDataset,  # har.training.FrameBatches: its shuffles are replayed
+        batches: keras.utils.PyDataset,  # har.batches.FrameBatches: its shuffles are replayed
         interrupted: Callable[[], bool] = lambda: False,
     ):
         super().__init__()

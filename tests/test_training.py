@@ -420,7 +420,7 @@ def test_har_train_is_the_very_run_that_the_reports_model_fit_gives(tiny_cache, 
         from har.config import Config
         from har.datasets import load_cache, make_split
         from har.models import build_model
-        from har.training import FrameBatches
+        from har.batches import FrameBatches
         config, cache = {config}, load_cache({str(tiny_cache)!r})
         keras.utils.set_random_seed(config.seed)
         split = make_split(cache.groups, split=config.split, test_fraction=config.test_fraction,

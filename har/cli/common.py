@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from har.config import Config
 
@@ -103,6 +104,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "the report's model.fit: the same steps to float rounding, 1.7-4x faster on CPUs, but a whole "
         "run may end elsewhere than model.fit's for the same seed",
     )
+    parser.add_argument(
+        "--backbone-weights",
+        metavar="FILE",
+        help="the mobilenet model's MobileNetV2 weights file (default: $HAR_BACKBONE_WEIGHTS, else Keras' "
+        "ImageNet file, downloaded once by `har data backbone`)",
+    )
 
 
 def training_config(args, **fields) -> Config:
@@ -115,5 +122,6 @@ def training_config(args, **fields) -> Config:
         test_fraction=args.test_fraction,
         validation_fraction=args.validation_fraction,
         trainer="twin" if args.fast else "plain",
+        backbone_weights=str(Path(args.backbone_weights).resolve()) if args.backbone_weights else None,
         **fields,
     )

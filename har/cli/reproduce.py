@@ -15,7 +15,7 @@ from har.cli.common import (
     ucf50_classes,
 )
 from har.cli.follow import follow
-from har.config import REPORT_CLASSES, SPLITS, Config, parse_seeds
+from har.config import MODEL_NAMES, REPORT_CLASSES, REPORT_MODELS, SPLITS, Config, parse_seeds
 
 DEMO_SOURCE = "demo"  # `--source demo`: the built-in demo; a folder named demo is `--source ./demo`
 
@@ -40,6 +40,11 @@ def add_parser(commands) -> None:
     )
     reproduce.add_argument("--splits", default=",".join(SPLITS), help="default: report,group")
     reproduce.add_argument("--seeds", default=str(Config.seed), help=f"comma-separated seeds (default: {Config.seed})")
+    reproduce.add_argument(
+        "--models",
+        default=",".join(REPORT_MODELS),
+        help=f"comma-separated, from {', '.join(MODEL_NAMES)} (default: the report's {','.join(REPORT_MODELS)})",
+    )
     add_training_options(reproduce)
     add_frame_options(reproduce)
     reproduce.add_argument(
@@ -79,6 +84,7 @@ def run(args) -> int:
         ),
         splits=parse_classes(args.splits),
         seeds=parse_seeds(args.seeds),
+        models=parse_classes(args.models),
         until=args.until,
         insecure_tls=insecure_tls_requested(args.insecure_tls),
     )

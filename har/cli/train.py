@@ -6,13 +6,18 @@ from pathlib import Path
 
 from har.cli.common import add_training_options, training_config
 from har.cli.follow import follow
-from har.config import DISTRIBUTIONS, MODEL_NAMES, SPLITS, Config, parse_seeds
+from har.config import DISTRIBUTIONS, MODEL_NAMES, REPORT_MODELS, SPLITS, Config, parse_seeds
 
 
 def add_parser(commands) -> None:
     defaults = Config()
-    train = commands.add_parser("train", help="train the ConvLSTM, the LRCN or both as a background job")
-    train.add_argument("--model", default="both", choices=(*MODEL_NAMES, "both"))
+    train = commands.add_parser("train", help="train the report's ConvLSTM and LRCN, or mobilenet, as a background job")
+    train.add_argument(
+        "--model",
+        default="both",
+        choices=(*MODEL_NAMES, "both", "all"),
+        help="both: the report's two (the default); all: those and mobilenet",
+    )
     train.add_argument("--data", help="frame cache (default: the demo's at the report's settings)")
     train.add_argument(
         "--split",
@@ -42,7 +47,7 @@ def run(args) -> int:
         config = training_config(
             args, split=args.split, seed=args.seed, distribute=args.distribute, mixed_precision=args.mixed_precision
         )
-        models = list(MODEL_NAMES) if args.model == "both" else [args.model]
+        models = {"both": list(REPORT_MODELS), "all": list(MODEL_NAMES)}.get(args.model, [args.model])
         job = jobs.start(
             frame_cache(args),
             models,
