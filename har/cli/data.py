@@ -1,4 +1,5 @@
-"""`har data demo | ucf50 | build | info`: get datasets and decode them into frame caches."""
+"""`har data demo | ucf50 | build | info | backbone`: get datasets, decode them into frame caches, and get the
+mobilenet model's backbone weights."""
 
 from __future__ import annotations
 
@@ -52,6 +53,28 @@ def add_parser(commands) -> None:
     info.add_argument("path", help="cache folder")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=run_info)
+
+    backbone = data.add_parser(
+        "backbone", help="put the mobilenet model's ImageNet weights in Keras' cache (download, or --from FILE)"
+    )
+    backbone.add_argument("--from", dest="source", metavar="FILE", help="copy this weights file instead of downloading")
+    add_insecure_tls(backbone)
+    backbone.set_defaults(handler=run_backbone)
+
+
+def run_backbone(args) -> int:
+    from har.backbones import MOBILENET_V2, describe, fetch_weights, file_sha256, keras_cache_dir
+    from har.download import insecure_tls_requested
+
+    target = keras_cache_dir() / MOBILENET_V2.weights_file
+    if target.is_file() and not args.source:
+        print(f"{describe()} weights already in {target} (sha256 {file_sha256(target)[:12]})")
+        return 0
+    if args.source:
+        import_keras_quietly()
+    path = fetch_weights(MOBILENET_V2, insecure_tls=insecure_tls_requested(args.insecure_tls), source=args.source)
+    print(f"{describe()} weights ready: {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 {file_sha256(path)[:12]})")
+    return 0
 
 
 def run_demo(args) -> int:
