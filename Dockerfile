@@ -27,7 +27,9 @@ COPY --chown=user requirements.txt ./
 RUN pip install --no-cache-dir --user "tensorflow[and-cuda]>=2.21,<2.22" -r requirements.txt
 
 COPY --chown=user . .
-RUN pip install --no-cache-dir --user --no-deps . && har data demo
+# The build has internet: MobileNetV2's ImageNet weights go into the image's Keras cache (~/.keras/models), so
+# no visitor waits for them and no restart loses them (the mobilenet model; `har data backbone`).
+RUN pip install --no-cache-dir --user --no-deps . && har data demo && har data backbone
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD curl --fail http://localhost:8501/_stcore/health || exit 1
