@@ -80,7 +80,7 @@ def test_a_folder_without_class_folders_is_explained(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, expected", [([], "usage: har [-h]"), (["data"], "usage: har data [-h] {demo,ucf50,build,info}")]
+    "args, expected", [([], "usage: har [-h]"), (["data"], "usage: har data [-h] {demo,ucf50,build,info,backbone}")]
 )
 def test_a_command_without_its_subcommand_shows_its_own_help(tmp_path, args, expected):
     code, out, err = har(*args, cwd=tmp_path)
