@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from har.config import MODEL_NAMES
+from har.config import REPORT_MODELS
 
 
 class ProbeFailed(RuntimeError):
@@ -23,7 +23,7 @@ def architectures(*, timeout: float = 300) -> dict:
 
     Returns:
         {"tables": {name: [(layer type, output shape without batch, parameters)]},
-         "diagrams": {name: Graphviz DOT source}}, for each of `har.config.MODEL_NAMES`.
+         "diagrams": {name: Graphviz DOT source}}, for each of `har.config.REPORT_MODELS` (the Overview's two).
 
     Raises:
         ProbeFailed: the child failed, printed no answer or ran past `timeout` seconds.
@@ -60,7 +60,7 @@ def _architectures() -> dict:
     from har.drawing import architecture_dot
     from har.models import build_model, layer_table
 
-    models = {name: build_model(name) for name in MODEL_NAMES}
+    models = {name: build_model(name) for name in REPORT_MODELS}
     return {
         "tables": {name: layer_table(model) for name, model in models.items()},
         "diagrams": {name: architecture_dot(model) for name, model in models.items()},

@@ -9,10 +9,12 @@ from plotly.subplots import make_subplots
 
 from app.ui import owner, owner_only, paths
 from har import devices, jobs
-from har.config import MODEL_LABELS, MODEL_NAMES, SPLITS, Config, parse_seeds
+from har.config import MODEL_LABELS, MODEL_NAMES, REPORT_MODELS, SPLITS, Config, parse_seeds
 from har.datasets import list_caches
 from har.glossary import GLOSSARY
 
+CHOICE_LABELS = {"both": "The report's two, one after the other", "all": "All three"}
+MODEL_CHOICES = {"both": list(REPORT_MODELS), "all": list(MODEL_NAMES)}
 data_dir, models_dir = paths()
 st.title("Train")
 
@@ -41,9 +43,9 @@ elif owner_only("Training"):
     left, right = st.columns(2)
     choice = left.radio(
         "Model",
-        ["both", *MODEL_NAMES],
+        ["both", *MODEL_NAMES, "all"],
         horizontal=True,
-        format_func=lambda name: "Both, one after the other" if name == "both" else MODEL_LABELS[name],
+        format_func=lambda name: CHOICE_LABELS.get(name) or MODEL_LABELS[name],
     )
     split = right.radio(
         "Split",
@@ -95,9 +97,7 @@ elif owner_only("Training"):
                 test_fraction=float(test_fraction),
                 trainer="twin" if fast else "plain",
             )
-            job = jobs.start(
-                cache, list(MODEL_NAMES) if choice == "both" else [choice], models_dir, config=config, seeds=seeds
-            )
+            job = jobs.start(cache, MODEL_CHOICES.get(choice, [choice]), models_dir, config=config, seeds=seeds)
             st.toast(f"Training job {job.id} started.")
         except (jobs.JobBusy, OSError, ValueError) as error:
             st.error(str(error))
