@@ -163,11 +163,7 @@ class Explainer:
         self.class_names = predictor.class_names
         self.sequence_length, self.image_size = predictor.sequence_length, predictor.image_size
         self.layers = network_layers(predictor.model)
-        convolutions = [
-            i
-            for i, layer in enumerate(self.layers)
-            if isinstance(inner_layer(layer), (keras.layers.Conv2D, keras.layers.ConvLSTM2D))
-        ]
+        convolutions = [i for i, layer in enumerate(self.layers) if _is_convolution(inner_layer(layer))]
         if not convolutions:
             raise ValueError(f"run {predictor.run_id}: the model has no convolution to explain.")
         self.first_convolution = convolutions[0]
@@ -297,6 +293,14 @@ class Explainer:
             except (FileNotFoundError, ValueError) as error:
                 self._reference_error = str(error)
         return self._reference
+
+
+def _is_convolution(layer: keras.layers.Layer) -> bool:
+    """A convolution, or a backbone (a nested model, mobilenet's) whose output is a map per frame: Grad-CAM
+    on a backbone uses its last convolution's map (3x3 for MobileNetV2 at 96x96: coarse)."""
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.ConvLSTM2D)):
+        return True
+    return isinstance(layer, keras.Model) and len(layer.output.shape) == 4
 
 
 def explain_clip(path: str | os.PathLike, runs: list[Run], models_dir: str | os.PathLike, *, decoder=None) -> dict:

@@ -179,3 +179,23 @@ def test_a_file_that_is_not_the_backbones_weights_is_refused(tmp_path):
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(other)
     with pytest.raises(ValueError, match=r"^backbone weights .*other\.weights\.h5: not weights of MobileNetV2"):
         build_backbone(weights=other)
+
+
+def test_a_mobilenet_run_is_explained_with_grad_cam_on_its_backbones_last_map(mobilenet_run, tiny_cache):
+    from har.datasets import load_cache
+    from har.explain import Explainer
+    from har.inference import Predictor
+    from har.runs import find_run
+
+    run, _, models_dir = mobilenet_run
+    explainer = Explainer(Predictor.from_run(run.name, models_dir), find_run(models_dir, run.name))
+    cache = load_cache(tiny_cache)
+    explanation = explainer.explain(np.asarray(cache.frames[1]))
+    assert explanation.heat_layer == "mobilenet_v2" and explanation.heat_note is None
+    assert explanation.heat_maps.shape == (8, 32, 32)
+    assert explanation.heat_maps.min() >= 0 and explanation.heat_maps.max() == pytest.approx(1.0)
+    assert explanation.feature_maps.shape == (8, 3, 3, 1280)  # the backbone's last map, per frame
+    np.testing.assert_allclose(
+        explanation.probabilities, explainer.predictor.predict_frames(np.asarray(cache.frames[1])), atol=1e-5
+    )
+    assert explanation.ood["ood_score"] is not None and explanation.ood["ood_note"] is None
