@@ -10,7 +10,7 @@ from app.clips import pick_clips
 from app.ui import demo_notice, finished_runs, owner_only, paths, predictor_for, progress_callback, run_description
 from app.uploads import opened
 from har import jobs, uploads
-from har.config import MODEL_LABELS, MODEL_NAMES, Config
+from har.config import MODEL_LABELS, REPORT_MODELS, Config
 from har.datasets import ensure_demo
 from har.glossary import GLOSSARY
 from har.sandbox import decode_untrusted, start_decoder_server
@@ -33,7 +33,7 @@ def offer_demo_training() -> None:
                 on_generate=progress_callback(bar, "demo clips"),
                 on_decode=progress_callback(bar, "frames"),
             )
-            jobs.start(demo.cache, list(MODEL_NAMES), models_dir, config=Config(epochs=DEMO_EPOCHS))
+            jobs.start(demo.cache, list(REPORT_MODELS), models_dir, config=Config(epochs=DEMO_EPOCHS))
         except (jobs.JobBusy, OSError, ValueError) as error:
             st.error(str(error))
         else:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from har.config import MODEL_LABELS, MODEL_NAMES
+from har.config import MODEL_LABELS, REPORT_MODELS  # the shipped runs are the report's two
 from har.datasets import DEMO_CLASSES, find_clips
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, NOISE, open_page, streamlit_server, wait_idle
 
@@ -53,7 +53,7 @@ def home(tmp_path_factory):
     from har.runs import latest_runs
 
     answering = sorted(run.model for run in latest_runs(home / "models"))
-    assert answering == sorted(MODEL_NAMES), (
+    assert answering == sorted(REPORT_MODELS), (
         f"`har data demo` left runs of {answering or 'no model'} in {home / 'models'}: it should import the shipped "
         f"runs ({SHIPPED}/*.zip)"
     )
@@ -163,7 +163,7 @@ def test_the_first_upload_is_answered_by_both_shipped_models(server):
     for text in answers:
         if match := re.match(r"(\w+): (\w+) \([\d.]+%\)\s+run (\S+)", text):
             answering[match[1]] = match[3]
-    assert sorted(answering) == sorted(MODEL_LABELS[name] for name in MODEL_NAMES), answers
+    assert sorted(answering) == sorted(MODEL_LABELS[name] for name in REPORT_MODELS), answers
     assert set(answering.values()) <= shipped, (answering, shipped)
     assert tab.locator(".js-plotly-plot").count() == 2
     for chart in tab.locator(".js-plotly-plot").all():
@@ -211,7 +211,7 @@ def test_the_models_finish_loading_in_the_background(server):
             break
         time.sleep(1)
     ready = READY_LINE.search((ARTIFACTS / LOG_NAME).read_text())
-    assert ready and int(ready[1]) == len(MODEL_NAMES), "the background loader did not say that both models are ready"
+    assert ready and int(ready[1]) == len(REPORT_MODELS), "the background loader did not say that both models are ready"
     open_page(tab, url, "")
     assert "Loading the models" not in sidebar_text(tab)
 
@@ -223,7 +223,7 @@ def test_compare_shows_the_shipped_seeds_beside_the_report(server):
         tab.get_by_role("heading", name=heading).first.wait_for(timeout=600_000)
     settle(tab)
     assert tab.locator("[data-testid='stException']").count() == 0
-    assert tab.get_by_text("report split → group split").count() == len(MODEL_NAMES)
+    assert tab.get_by_text("report split → group split").count() == len(REPORT_MODELS)
     shipped = [path for path in (home / "models").iterdir() if not path.name.startswith(".")]
     for run in shipped:
         assert tab.get_by_text(run.name).count() >= 1, run.name  # every shipped run is compared by default
@@ -238,7 +238,7 @@ def test_explain_shows_both_models_heat_maps(server):
     for heading in ("The answers", "Which frames mattered", "Where in the frame", "What the first layer sees"):
         tab.get_by_role("heading", name=heading).first.wait_for(timeout=600_000)
     settle(tab)
-    assert tab.get_by_text("Grad-CAM on").count() == len(MODEL_NAMES)
+    assert tab.get_by_text("Grad-CAM on").count() == len(REPORT_MODELS)
     assert tab.locator("[data-testid='stException']").count() == 0
     picture(tab, "explain.png", top="The answers", bottom="What the first layer sees")
 
