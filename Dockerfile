@@ -22,9 +22,10 @@ ENV HOME=/home/user \
     HAR_PUBLIC=1
 WORKDIR /home/user/app
 
-# GPU TensorFlow (CUDA libraries from pip), in the same range as requirements.txt.
-COPY --chown=user requirements.txt ./
-RUN pip install --no-cache-dir --user "tensorflow[and-cuda]>=2.21,<2.22" -r requirements.txt
+# GPU TensorFlow (CUDA libraries from pip), in the same range as requirements.txt; the export extra, so that the
+# app's ONNX and LiteRT downloads work here too.
+COPY --chown=user requirements.txt requirements-export.txt ./
+RUN pip install --no-cache-dir --user "tensorflow[and-cuda]>=2.21,<2.22" -r requirements.txt -r requirements-export.txt
 
 COPY --chown=user . .
 # The build has internet: MobileNetV2's ImageNet weights go into the image's Keras cache (~/.keras/models), so
