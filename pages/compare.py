@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from app.downloads import run_downloads
 from app.study import (
     at_chance_warnings,
     calibration,
@@ -175,6 +176,9 @@ except (OSError, ValueError) as error:
     st.stop()
 
 summary_table(table, runs)
+with st.expander("Download these models for a phone or a small board (ONNX, LiteRT)", icon=":material/download:"):
+    for run in runs:
+        run_downloads(run, models_dir)
 at_chance_warnings(table)
 explain_reversal(table)
 f1_table(table, runs)
